@@ -1,0 +1,151 @@
+"""Typed configuration: dataclasses, loaded from YAML, overridden from the command line with `--key value`.
+
+Nested sections are addressed with dots (`--train.lr 5e-5`); a key that is unique across sections may be given
+bare (`--lr 5e-5`). Unknown keys and values of the wrong type are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _convert(value, annotation, key: str):
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return from_dict(annotation, value, prefix=f"{key}.")
+    if origin in (list, tuple):
+        items = value if isinstance(value, list) else [v for v in str(value).split(",") if v]
+        return [_convert(v, args[0] if args else str, key) for v in items]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "1", "yes", "on"):
+            return True
+        if str(value).lower() in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if annotation in (int, float):
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or (annotation is int and not number.is_integer()):
+            raise ConfigError(f"{key}: expected {'an integer' if annotation is int else 'a number'}, got {value!r}")
+        return annotation(number)
+    if annotation is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def from_dict(cls, data: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise ConfigError(f"unknown config key {prefix}{unknown[0]!r}; known keys: {', '.join(sorted(names))}")
+    return cls(**{k: _convert(v, hints[k], prefix + k) for k, v in data.items()})
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def _leaf_paths(cls, prefix: str = "") -> dict[str, str]:
+    """bare key -> dotted path, for every leaf field (nested dataclasses flattened)."""
+    paths = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            paths.update(_leaf_paths(hints[f.name], f"{prefix}{f.name}."))
+        else:
+            paths[f"{prefix}{f.name}"] = f"{prefix}{f.name}"
+    return paths
+
+
+def parse_overrides(cls, args: list[str]) -> dict:
+    """`--a.b value --flag` -> nested dict; bare keys are resolved when unique."""
+    leaves = _leaf_paths(cls)
+    by_name: dict[str, list[str]] = {}
+    for path in leaves:
+        by_name.setdefault(path.rsplit(".", 1)[-1], []).append(path)
+    out: dict = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise ConfigError(f"unexpected argument {arg!r}; overrides look like --key value")
+        key = arg[2:].replace("-", "_")
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            value = args[i + 1]
+            i += 2
+        else:
+            value, i = "true", i + 1
+        if key not in leaves:
+            candidates = by_name.get(key, [])
+            if len(candidates) != 1:
+                hint = f"; did you mean one of {candidates}?" if candidates else ""
+                raise ConfigError(f"unknown config key {key!r}{hint}")
+            key = candidates[0]
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value) if value not in ("",) else value
+    return out
+
+
+def merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for k, v in extra.items():
+        merged[k] = merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+    return merged
+
+
+def load(cls, yaml_path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None):
+    """Defaults < `base` (e.g. a preset) < YAML file < command-line overrides."""
+    data = dict(base or {})
+    if yaml_path is not None:
+        path = Path(yaml_path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping at top level")
+        data = merge(data, loaded)
+    data = merge(data, parse_overrides(cls, overrides or []))
+    return from_dict(cls, data)
+
+
+def save(config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), allow_unicode=True, sort_keys=False))

@@ -1,0 +1,61 @@
+"""The canonical sample every source produces and every consumer eats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+
+class BadSample(ValueError):
+    """A sample that must be skipped; the message is the reason shown in the skip table."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Sample:
+    """Images plus chat messages in the Hugging Face chat format.
+
+    `messages` is a list of {"role": "system"|"user"|"assistant", "content": str | list[part]} where a part
+    is {"type": "text", "text": str} or {"type": "image"}. `images[i]` is the image of the i-th image part,
+    counted across all messages in order.
+    """
+
+    messages: list[dict]
+    images: list[Image.Image] = field(default_factory=list)
+    id: str = ""
+    source: str = ""
+
+    def image_parts(self) -> int:
+        return sum(
+            1
+            for m in self.messages
+            if isinstance(m["content"], list)
+            for p in m["content"]
+            if p.get("type") == "image"
+        )
+
+    def validate(self) -> "Sample":
+        """Raise BadSample unless images and image parts agree and every assistant turn has text."""
+        if self.image_parts() != len(self.images):
+            raise BadSample("image count mismatch", f"{self.image_parts()} image parts, {len(self.images)} images")
+        if not any(m["role"] == "assistant" for m in self.messages):
+            raise BadSample("no assistant turn")
+        for m in self.messages:
+            if m["role"] == "assistant" and not text_of(m).strip():
+                raise BadSample("empty answer")
+        return self
+
+
+def text_of(message: dict) -> str:
+    """The concatenated text of one message, whatever its content shape."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise BadSample("non-string content", type(content).__name__)
+    return "".join(p.get("text", "") for p in content if p.get("type") == "text")

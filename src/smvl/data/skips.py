@@ -1,0 +1,50 @@
+"""Counting skipped samples by reason, and stopping when too many are bad."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+
+class TooManySkipped(RuntimeError):
+    pass
+
+
+class SkipLog:
+    """Records each skipped sample; `check()` raises once the skipped fraction exceeds `max_fraction`."""
+
+    def __init__(self, max_fraction: float = 0.05, min_seen: int = 20, keep_ids: int = 3):
+        self.max_fraction = max_fraction
+        self.min_seen = min_seen
+        self.keep_ids = keep_ids
+        self.seen = 0
+        self.by_reason: Counter[str] = Counter()
+        self.examples: dict[str, list[str]] = defaultdict(list)
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.by_reason.values())
+
+    def ok(self) -> None:
+        self.seen += 1
+
+    def skip(self, sample_id: str, reason: str) -> None:
+        self.seen += 1
+        self.by_reason[reason] += 1
+        if len(self.examples[reason]) < self.keep_ids:
+            self.examples[reason].append(str(sample_id))
+        self.check()
+
+    def check(self) -> None:
+        if self.seen >= self.min_seen and self.skipped > self.max_fraction * self.seen:
+            raise TooManySkipped(
+                f"{self.skipped} of {self.seen} samples skipped (over {self.max_fraction:.0%}); "
+                f"refusing to go on with a broken data set.\n{self.table()}"
+            )
+
+    def table(self) -> str:
+        if not self.by_reason:
+            return f"no samples skipped ({self.seen} seen)"
+        rows = [f"skipped {self.skipped} of {self.seen} samples:", f"  {'reason':<32} {'count':>7}  first ids"]
+        for reason, n in self.by_reason.most_common():
+            rows.append(f"  {reason:<32} {n:>7}  {', '.join(self.examples[reason])}")
+        return "\n".join(rows)

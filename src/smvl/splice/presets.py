@@ -1,0 +1,150 @@
+"""Named source pairs: the real models by hub id, and `tiny`, random models built in code for offline use.
+
+`tiny` mirrors the real pair at toy size: a SmolVLM checkpoint (SigLIP-style tower, 64px tiles, patch 8,
+pixel shuffle 2 -> 16 tokens per tile, images split into up to 2x2 tiles + a global one) and a Qwen3 causal LM
+with a byte-level BPE tokenizer carrying Qwen's special tokens and Qwen3's chat template. Built once per
+machine into the cache (a few seconds), deterministically, so every command works without a download.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+TINY_VERSION = "tiny-v1"
+
+# Qwen2/3's special tokens in their original order; the first 14 are special, the rest plain added tokens.
+QWEN_SPECIAL = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
+    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+    "<|image_pad|>", "<|video_pad|>",
+]
+QWEN_ADDED = [
+    "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
+    "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>", "<think>", "</think>",
+]
+
+# What the tiny tokenizer's merges are learnt from: the vocabulary of the synthetic set and the chat format.
+CORPUS = """图中的圆形正方形三角形星形菱形是什么颜色？红色绿色蓝色黄色紫色橙色黑色白色青色
+这个物体是什么形状？图里有几个物体？一个两个三个四个五个最左边最右边的在左边还是右边上边下边中间
+请看图回答问题。你好！我是一个视觉语言模型。这张图片里有什么？没有不是是的对不对可以
+system user assistant tool Hello! What is 2+2? The answer is 4. image picture shape colour color count left right
+You may call one or more functions to assist with the user query. function name arguments json object tools
+"""
+
+
+@dataclass(frozen=True)
+class Preset:
+    vision: str
+    text: str
+    scale_factor: int | None = None
+
+
+PRESETS = {
+    "smolvlm2-256m+qwen3-0.6b": Preset("HuggingFaceTB/SmolVLM2-256M-Video-Instruct", "Qwen/Qwen3-0.6B"),
+    "smolvlm2-500m+qwen3-0.6b": Preset("HuggingFaceTB/SmolVLM2-500M-Video-Instruct", "Qwen/Qwen3-0.6B"),
+    "smolvlm2-256m+qwen3-1.7b": Preset("HuggingFaceTB/SmolVLM2-256M-Video-Instruct", "Qwen/Qwen3-1.7B"),
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SMVL_CACHE", Path.home() / ".cache" / "smvl"))
+
+
+def get_preset(name: str) -> Preset:
+    if name == "tiny":
+        root = tiny_sources()
+        return Preset(str(root / "vision"), str(root / "text"))
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: tiny, {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def tiny_sources(root: Path | None = None) -> Path:
+    """Build (once) the tiny fake source checkpoints; returns the folder holding `vision/` and `text/`."""
+    root = root or cache_dir() / TINY_VERSION
+    if (root / "vision" / "config.json").is_file() and (root / "text" / "config.json").is_file():
+        return root
+    from transformers.utils import logging
+
+    tmp = root.parent / f".{root.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    logging.disable_progress_bar()
+    try:
+        build_tiny_text(tmp / "text")
+        build_tiny_vision(tmp / "vision")
+    finally:
+        logging.enable_progress_bar()
+    shutil.rmtree(root, ignore_errors=True)
+    tmp.rename(root)
+    return root
+
+
+def build_tiny_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+    from tokenizers import Regex
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"), pre_tokenizers.ByteLevel(use_regex=False)]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=900, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    bpe.train_from_iterator([CORPUS] * 4, trainer)
+    model = bpe.model
+    vocab = bpe.get_vocab()
+    import json, tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(tmp)
+        merges = [tuple(l.split()) for l in Path(tmp, "merges.txt").read_text().splitlines()[1:] if l.strip()]
+    template = (Path(__file__).parent / "qwen3_chat_template.jinja").read_text()
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab, merges=merges, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": QWEN_SPECIAL})
+    tokenizer.add_tokens(QWEN_ADDED)
+    tokenizer.chat_template = template
+    return tokenizer
+
+
+def build_tiny_text(folder: Path) -> None:
+    from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
+
+    tokenizer = build_tiny_tokenizer()
+    torch.manual_seed(0)
+    config = Qwen3Config(
+        vocab_size=-(-len(tokenizer) // 64) * 64, hidden_size=128, intermediate_size=384, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=4096,
+        tie_word_embeddings=True, bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    Qwen3ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    GenerationConfig(
+        eos_token_id=[tokenizer.eos_token_id, config.bos_token_id], pad_token_id=tokenizer.pad_token_id,
+        do_sample=True, temperature=0.6, top_p=0.95, top_k=20,
+    ).save_pretrained(folder)
+
+
+def build_tiny_vision(folder: Path) -> None:
+    from transformers import LlamaConfig, SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessor
+
+    torch.manual_seed(1)
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                  image_size=64, patch_size=8)
+    text = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                       num_attention_heads=2, num_key_value_heads=1)
+    config = SmolVLMConfig(vision_config=vision, text_config=text.to_dict(), scale_factor=2, image_token_id=100)
+    SmolVLMForConditionalGeneration(config).save_pretrained(folder)
+    SmolVLMImageProcessor(
+        size={"longest_edge": 128}, max_image_size={"longest_edge": 64}, do_image_splitting=True,
+        image_mean=[0.5] * 3, image_std=[0.5] * 3, resample=1,
+    ).save_pretrained(folder)

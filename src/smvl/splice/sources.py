@@ -1,0 +1,73 @@
+"""Resolve a model source (local folder or hub id) and read it lazily: configs first, tensors one at a time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+# Enough to splice: configs, tokenizer, image processor, weights. Never optimizer states or other formats.
+HUB_PATTERNS = ["*.json", "*.jinja", "*.txt", "*.model", "*.safetensors", "*.safetensors.index.json"]
+
+
+class SourceError(ValueError):
+    """A source that cannot be spliced; the message is one sentence for the user."""
+
+
+def resolve(src: str | Path) -> Path:
+    """A local folder as is; anything else that looks like `owner/name` is fetched from the hub."""
+    path = Path(src).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise SourceError(f"{src} is a file; expected a model folder or a hub id")
+    text = str(src)
+    if text.count("/") != 1 or text.startswith((".", "/", "~")):
+        raise SourceError(f"{src} is neither an existing folder nor a hub id of the form owner/name")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(text, allow_patterns=HUB_PATTERNS))
+    except Exception as exc:  # network, auth, missing repo: all end the same way for the user
+        raise SourceError(f"could not fetch {src} from the Hugging Face hub: {exc}") from exc
+
+
+def read_json(folder: Path, name: str) -> dict:
+    file = folder / name
+    if not file.is_file():
+        raise SourceError(f"{folder} has no {name}")
+    try:
+        return json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{file} is not valid JSON: {exc}") from exc
+
+
+def weight_files(folder: Path) -> list[Path]:
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return [folder / s for s in shards]
+    files = sorted(folder.glob("*.safetensors"))
+    if files:
+        return files
+    bins = sorted(folder.glob("pytorch_model*.bin"))
+    if bins:
+        return bins
+    raise SourceError(f"{folder} holds no weights (*.safetensors or pytorch_model*.bin)")
+
+
+def iter_tensors(folder: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield (name, tensor) one at a time so at most one tensor of the source is in memory beyond the mmap."""
+    for file in weight_files(folder):
+        if file.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(file, framework="pt") as f:
+                for name in f.keys():
+                    yield name, f.get_tensor(name)
+        else:
+            state = torch.load(file, map_location="cpu", mmap=True, weights_only=True)
+            yield from state.items()
+            del state

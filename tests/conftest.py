@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny models built in code, and fake checkpoints from the real configs in ../shared/assets."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(2)
+
+ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
+
+
+@pytest.fixture(scope="session")
+def tiny_sources(tmp_path_factory):
+    from smvl.splice.presets import tiny_sources as build
+
+    return build(tmp_path_factory.mktemp("tiny") / "sources")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_sources, tmp_path_factory) -> Path:
+    """A spliced tiny model folder; tests must not modify it (copy it first)."""
+    from smvl.splice.model import splice
+
+    return splice(str(tiny_sources / "vision"), str(tiny_sources / "text"), tmp_path_factory.mktemp("spliced") / "m")
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    if not (ASSETS / "qwen3-0.6b" / "config.json").is_file():
+        pytest.skip(f"real model assets not found at {ASSETS} (they live beside the checkout, in shared/assets)")
+    return ASSETS
+
+
+@pytest.fixture(scope="session")
+def real_fake_sources(assets, tmp_path_factory) -> Path:
+    """Random-weight checkpoints with the real configs, key layout and tokenizer; depth cut to 1 layer, bf16."""
+    from transformers import AutoConfig, Qwen3ForCausalLM, SmolVLMForConditionalGeneration
+
+    root = tmp_path_factory.mktemp("realfake")
+    torch.manual_seed(0)
+    text_cfg = AutoConfig.from_pretrained(assets / "qwen3-0.6b", num_hidden_layers=1, layer_types=["full_attention"])
+    text = Qwen3ForCausalLM(text_cfg).to(torch.bfloat16)
+    text.save_pretrained(root / "text")
+    del text
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "generation_config.json"):
+        shutil.copy(assets / "qwen3-0.6b" / name, root / "text" / name)
+
+    vlm_cfg = json.loads((assets / "smolvlm2-256m-video-instruct" / "config.json").read_text())
+    vlm_cfg["vision_config"]["num_hidden_layers"] = 1
+    vlm_cfg["text_config"].update(num_hidden_layers=1, vocab_size=512)
+    vlm_cfg["vocab_size"] = 512
+    config = AutoConfig.for_model(**vlm_cfg)
+    SmolVLMForConditionalGeneration(config).to(torch.bfloat16).save_pretrained(root / "vision")
+    for name in ("preprocessor_config.json", "processor_config.json"):
+        shutil.copy(assets / "smolvlm2-256m-video-instruct" / name, root / "vision" / name)
+    return root
