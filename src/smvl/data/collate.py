@@ -1,0 +1,203 @@
+"""Samples -> model batches: chat template, image blocks, labels, image-safe truncation, padding.
+
+A sample is rendered with the chat template, cut into segments (prompt text, answer text, image blocks) and each
+segment is tokenised on its own, so we know exactly which tokens are answer text and which belong to an image
+block. Image blocks are never cut: when a sample is too long, whole turns are dropped from the end first, then the
+last answer is shortened, then (if `retile`) its images are re-tiled with fewer tiles; a sample that still does
+not fit is rejected with BadSample and counted by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers.models.smolvlm.processing_smolvlm import get_image_prompt_string
+
+from smvl.data.sample import BadSample, Sample
+
+IGNORE = -100
+
+
+@dataclass
+class CollateOptions:
+    max_length: int = 2048
+    labels: str = "assistant"  # "assistant": answers only; "all": every text token (the reference recipe)
+    padding: str = "longest"  # "longest" (rounded up to pad_to_multiple_of) or "max_length"
+    pad_to_multiple_of: int = 8
+    images: str = "first"  # "first": keep the first image only (reference); "all": up to max_images
+    max_images: int = 4
+    retile: bool = True
+
+    def __post_init__(self):
+        for name, allowed in (("labels", ("assistant", "all")), ("padding", ("longest", "max_length")),
+                              ("images", ("first", "all"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"collate option {name}={getattr(self, name)!r}; expected one of {allowed}")
+
+
+@dataclass
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+    kinds: list[str]  # per token: "prompt", "answer" or "image"
+    pixel_values: torch.Tensor | None = None  # [tiles, 3, H, W]
+    pixel_attention_mask: torch.Tensor | None = None  # [tiles, H, W]
+    tiles: list[tuple[int, int]] = field(default_factory=list)  # (rows, cols) per image
+    truncated: bool = False
+    id: str = ""
+
+    @property
+    def image_tokens(self) -> int:
+        return self.kinds.count("image")
+
+
+def apply_image_policy(sample: Sample, policy: str, max_images: int) -> Sample:
+    if len(sample.images) <= (1 if policy == "first" else max_images):
+        return sample
+    if policy == "all":
+        raise BadSample("too many images", f"{len(sample.images)} > max_images={max_images}")
+    seen, messages = 0, []
+    for m in sample.messages:
+        if isinstance(m["content"], list):
+            parts = []
+            for p in m["content"]:
+                if p.get("type") == "image":
+                    seen += 1
+                    if seen > 1:
+                        continue
+                parts.append(p)
+            m = {**m, "content": parts}
+        messages.append(m)
+    return Sample(messages, sample.images[:1], sample.id, sample.source)
+
+
+def _images_in(messages: list[dict]) -> int:
+    return sum(1 for m in messages if isinstance(m["content"], list) for p in m["content"] if p.get("type") == "image")
+
+
+class Encoder:
+    """Turns one Sample into token ids, labels and pixel tiles under CollateOptions."""
+
+    def __init__(self, processor, options: CollateOptions | None = None):
+        self.processor, self.options = processor, options or CollateOptions()
+        self.tok = processor.tokenizer
+        self.template = processor.chat_template
+        probe = [{"role": "user", "content": "x"}]
+        plain = self._render(probe)
+        self.header = self._render(probe, add_generation_prompt=True)[len(plain):]
+        self.empty_think = self._render(probe, add_generation_prompt=True, enable_thinking=False)[len(plain) + len(self.header):]
+        self.eos = self.tok.eos_token
+        self.size = processor.image_processor.size["longest_edge"]
+        self.tile = processor.image_processor.max_image_size["longest_edge"]
+
+    def _render(self, messages, **kwargs) -> str:
+        return self.tok.apply_chat_template(messages, chat_template=self.template, tokenize=False, **kwargs)
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def _block(self, rows: int, cols: int) -> list[int]:
+        p = self.processor
+        return self._ids(get_image_prompt_string(rows, cols, p.image_seq_len, p.fake_image_token, p.image_token,
+                                                 p.global_image_token))
+
+    def _layout(self, text: str, grids: list[tuple[int, int]]) -> tuple[list[int], list[str]]:
+        """Token ids and per-token kinds of a rendered conversation."""
+        ids, kinds, image = [], [], 0
+        pos = 0
+        while pos < len(text):
+            start = text.find(self.header, pos)
+            prompt_end = len(text) if start < 0 else start + len(self.header)
+            if start >= 0 and text.startswith(self.empty_think, prompt_end):
+                prompt_end += len(self.empty_think)
+            for k, piece in enumerate(text[pos:prompt_end].split(self.processor.image_token)):
+                if k:
+                    block = self._block(*grids[image])
+                    ids += block
+                    kinds += ["image"] * len(block)
+                    image += 1
+                piece_ids = self._ids(piece)
+                ids += piece_ids
+                kinds += ["prompt"] * len(piece_ids)
+            if start < 0:
+                break
+            end = text.find(self.eos, prompt_end)
+            end = len(text) if end < 0 else end + len(self.eos)
+            answer = self._ids(text[prompt_end:end])
+            ids += answer
+            kinds += ["answer"] * len(answer)
+            pos = end
+        return ids, kinds
+
+    def grid(self, image, size: int) -> tuple[int, int]:
+        _, rows, cols = self.processor.image_processor.get_number_of_image_patches(
+            image.height, image.width, {"size": {"longest_edge": size}}
+        )
+        return rows, cols
+
+    def __call__(self, sample: Sample) -> Encoded:
+        o = self.options
+        sample = apply_image_policy(sample, o.images, o.max_images)
+        answers = [i for i, m in enumerate(sample.messages) if m["role"] == "assistant"]
+        if not answers:
+            raise BadSample("no assistant turn")
+        sizes = [self.size] + ([s for s in range(self.size - self.tile, 0, -self.tile)] if o.retile else [])
+        truncated = False
+        # Whole turns first: the longest prefix ending with an answer that fits.
+        for last in reversed(answers):
+            messages = sample.messages[: last + 1]
+            images = sample.images[: _images_in(messages)]
+            for size in sizes:
+                grids = [self.grid(img, size) for img in images]
+                ids, kinds = self._layout(self._render(messages), grids)
+                if len(ids) <= o.max_length:
+                    return self._finish(sample.id, ids, kinds, images, grids, size, truncated or last != answers[-1])
+                if kinds[: o.max_length].count("answer") > 0 and "image" not in kinds[o.max_length:]:
+                    # Only answer text (or trailing prompt) overflows: shorten the answer, keep the blocks whole.
+                    return self._finish(sample.id, ids[: o.max_length], kinds[: o.max_length], images, grids, size, True)
+            truncated = True
+        raise BadSample("too long for max_length", f"{len(ids)} tokens > {o.max_length} even after cutting turns")
+
+    def _finish(self, sid, ids, kinds, images, grids, size, truncated) -> Encoded:
+        if self.options.labels == "assistant":
+            labels = [t if k == "answer" else IGNORE for t, k in zip(ids, kinds)]
+        else:
+            labels = [t if k != "image" else IGNORE for t, k in zip(ids, kinds)]
+        pad_id = self.tok.pad_token_id
+        labels = [IGNORE if t == pad_id and k != "answer" else lab for t, k, lab in zip(ids, kinds, labels)]
+        enc = Encoded(ids, labels, kinds, tiles=grids, truncated=truncated, id=sid)
+        if images:
+            out = self.processor.image_processor(
+                [images], size={"longest_edge": size}, return_row_col_info=True, return_tensors="pt"
+            )
+            got = list(zip(out["rows"][0], out["cols"][0]))
+            if got != grids:
+                raise BadSample("tiling mismatch", f"expected {grids}, image processor gave {got}")
+            enc.pixel_values = out["pixel_values"][0]
+            enc.pixel_attention_mask = out["pixel_attention_mask"][0].bool()
+        return enc
+
+
+def collate(batch: list[Encoded], pad_id: int, options: CollateOptions) -> dict[str, torch.Tensor]:
+    """Right-pad ids/labels; concatenate every sample's tiles in token order into pixel_values [1, tiles, 3, H, W]."""
+    if options.padding == "max_length":
+        width = options.max_length
+    else:
+        longest = max(len(e.input_ids) for e in batch)
+        m = options.pad_to_multiple_of
+        width = -(-longest // m) * m if m else longest
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, e in enumerate(batch):
+        n = len(e.input_ids)
+        ids[i, :n] = torch.tensor(e.input_ids)
+        labels[i, :n] = torch.tensor(e.labels)
+        mask[i, :n] = 1
+    out = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    tiles = [e for e in batch if e.pixel_values is not None]
+    if tiles:
+        out["pixel_values"] = torch.cat([e.pixel_values for e in tiles])[None]
+        out["pixel_attention_mask"] = torch.cat([e.pixel_attention_mask for e in tiles])[None]
+    return out

@@ -1,0 +1,138 @@
+"""Collation: which tokens carry loss, image blocks never cut, truncation by turns, padding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from smvl.data.collate import IGNORE, CollateOptions, Encoder, collate
+from smvl.data.sample import BadSample, Sample
+
+
+@pytest.fixture(scope="module")
+def processor(tiny_model):
+    return AutoProcessor.from_pretrained(tiny_model)
+
+
+def image(w=96, h=80, colour=(255, 0, 0)):
+    return Image.new("RGB", (w, h), colour)
+
+
+def vqa(turns=1, images=1, answer="红色", question="图中的圆形是什么颜色？", sid="s"):
+    messages = []
+    for t in range(turns):
+        parts = ([{"type": "image"}] * images if t == 0 else []) + [{"type": "text", "text": question}]
+        messages += [{"role": "user", "content": parts}, {"role": "assistant", "content": f"{answer}{t}"}]
+    return Sample(messages, [image() for _ in range(images)], id=sid)
+
+
+def shown(processor, enc, which):
+    return processor.tokenizer.decode([t for t, lab in zip(enc.input_ids, enc.labels) if (lab != IGNORE) == which])
+
+
+def test_labels_assistant_only_vs_whole_text(processor):
+    sample = vqa(turns=2)
+    answer_only = Encoder(processor, CollateOptions(labels="assistant"))(sample)
+    whole = Encoder(processor, CollateOptions(labels="all"))(sample)
+    print("assistant policy, loss on:", repr(shown(processor, answer_only, True)))
+    print("all policy, loss on:", repr(shown(processor, whole, True)))
+    assert shown(processor, answer_only, True) == "红色0<|im_end|>红色1<|im_end|>"
+    loss_text = shown(processor, whole, True)
+    assert "图中的圆形是什么颜色？" in loss_text and "红色1<|im_end|>" in loss_text
+    for enc in (answer_only, whole):
+        for token, label, kind in zip(enc.input_ids, enc.labels, enc.kinds):
+            if kind == "image" or token == processor.image_token_id:
+                assert label == IGNORE
+    assert "<|image_pad|>" not in loss_text and "<|vision_start|>" not in loss_text and "row_" not in loss_text
+
+
+def test_encoding_matches_the_stock_processor(processor):
+    sample = vqa(turns=2)
+    enc = Encoder(processor)(sample)
+    text = processor.tokenizer.apply_chat_template(sample.messages, chat_template=processor.chat_template, tokenize=False)
+    ref = processor(text=text, images=[sample.images], return_tensors="pt")
+    assert ref["input_ids"][0].tolist() == enc.input_ids
+    assert torch.equal(ref["pixel_values"][0], enc.pixel_values)
+
+
+def test_truncation_drops_whole_turns_first(processor):
+    sample = vqa(turns=3, answer="答案" * 10)
+    full = Encoder(processor, CollateOptions(max_length=4096))(sample)
+    cut = Encoder(processor, CollateOptions(max_length=len(full.input_ids) - 5))(sample)
+    assert cut.truncated and shown(processor, cut, True).count("<|im_end|>") == 2
+    assert cut.image_tokens == full.image_tokens
+
+
+def test_images_that_do_not_fit_are_retiled_or_dropped(processor):
+    sample = vqa()
+    full = Encoder(processor)(sample)
+    assert full.tiles == [(2, 2)]
+    limit = len(full.input_ids) - 10
+    retiled = Encoder(processor, CollateOptions(max_length=limit, retile=True))(sample)
+    assert retiled.tiles == [(0, 0)] and len(retiled.input_ids) <= limit
+    assert retiled.pixel_values.shape[0] == 1
+    with pytest.raises(BadSample, match="too long"):
+        Encoder(processor, CollateOptions(max_length=limit, retile=False))(sample)
+
+
+def test_multi_image_policy(processor):
+    sample = vqa(images=3)
+    first = Encoder(processor, CollateOptions(images="first"))(sample)
+    assert len(first.tiles) == 1
+    every = Encoder(processor, CollateOptions(images="all", max_images=3))(sample)
+    assert len(every.tiles) == 3 and every.pixel_values.shape[0] == 15
+    with pytest.raises(BadSample, match="too many images"):
+        Encoder(processor, CollateOptions(images="all", max_images=2))(sample)
+
+
+def test_padding_longest_rounded_and_fixed(processor, tiny_model):
+    enc = Encoder(processor)
+    batch = [enc(vqa(sid="a")), enc(Sample([{"role": "user", "content": "你好"},
+                                              {"role": "assistant", "content": "你好！"}], id="b"))]
+    longest = max(len(e.input_ids) for e in batch)
+    out = collate(batch, processor.tokenizer.pad_token_id, CollateOptions())
+    assert out["input_ids"].shape[1] == -(-longest // 8) * 8
+    assert out["pixel_values"].shape[:2] == (1, 5)
+    fixed = collate(batch, processor.tokenizer.pad_token_id, CollateOptions(padding="max_length", max_length=300))
+    assert fixed["input_ids"].shape == (2, 300)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model)
+    with torch.no_grad():
+        a, b = model(**out).loss, model(**fixed).loss
+    assert torch.allclose(a, b, atol=1e-5)  # padding changes nothing but cost
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    turns=st.integers(1, 3),
+    n_images=st.integers(0, 3),
+    answer_len=st.integers(1, 40),
+    max_length=st.integers(60, 400),
+    policy=st.sampled_from(["first", "all"]),
+    retile=st.booleans(),
+    labels=st.sampled_from(["assistant", "all"]),
+    sizes=st.lists(st.tuples(st.integers(8, 300), st.integers(8, 300)), min_size=3, max_size=3),
+)
+def test_property_blocks_whole_and_labels_aligned(processor, turns, n_images, answer_len, max_length, policy,
+                                                    retile, labels, sizes):
+    sample = vqa(turns=turns, images=n_images, answer="好" * answer_len)
+    sample.images = [image(w, h) for w, h in sizes[:n_images]]
+    options = CollateOptions(max_length=max_length, images=policy, max_images=3, retile=retile, labels=labels)
+    try:
+        enc = Encoder(processor, options)(sample)
+    except BadSample as exc:
+        assert exc.reason in ("too long for max_length",)
+        return
+    ids = enc.input_ids
+    assert len(ids) == len(enc.labels) == len(enc.kinds) <= max_length
+    assert all(lab in (IGNORE, tok) for lab, tok in zip(enc.labels, ids))
+    assert any(lab != IGNORE for lab in enc.labels)
+    n_features = sum(1 for t in ids if t == processor.image_token_id)
+    tiles_expected = sum(r * c + 1 if r else 1 for r, c in enc.tiles)
+    assert n_features == tiles_expected * processor.image_seq_len
+    assert (enc.pixel_values.shape[0] if enc.pixel_values is not None else 0) == tiles_expected
+    fake = processor.tokenizer.convert_tokens_to_ids(processor.fake_image_token)
+    assert sum(1 for t in ids if t == fake) == sum(r * c + 2 if r else 2 for r, c in enc.tiles)
