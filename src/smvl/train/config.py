@@ -1,0 +1,82 @@
+"""The training configuration: one typed tree, defaults = the offline demo, YAML + `--key value` overrides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    preset: str | None = "tiny"  # named source pair, spliced on the fly into <output_dir>/spliced
+    vision: str | None = None  # or explicit sources (override the preset)
+    text: str | None = None
+    path: str | None = None  # or an already spliced / trained model folder
+    scale_factor: int | None = None
+    attn_implementation: str = "sdpa"  # "eager" | "sdpa" | "flash_attention_2"
+
+
+@dataclass
+class DataConfig:
+    train: str = "synthetic"  # synthetic | file.jsonl | file.json | cauldron folder | cauldron:<subsets>
+    eval: str | None = None  # default: the held-out part of `train`
+    subsets: str = "all"
+    weights: str | None = None  # mixture weights, e.g. "cocoqa:1,ai2d:0.5"
+    holdout: float = 64  # held-out eval samples: a count (>= 1) or a fraction (< 1)
+    max_samples: int | None = None
+    text_only: str | None = None  # a text-only source mixed in at text_only_ratio
+    text_only_ratio: float = 0.0
+    streaming: bool = False
+    synthetic_train: int = 3000
+    synthetic_test: int = 200
+    max_length: int = 2048
+    labels: str = "assistant"  # assistant | all
+    padding: str = "longest"  # longest | max_length
+    images: str = "first"  # first | all
+    max_images: int = 4
+    retile: bool = True
+    group_by_length: bool = True
+    num_workers: int = 0
+    max_skip_fraction: float = 0.05
+
+
+@dataclass
+class StageConfig:
+    recipe: str = "connector"  # connector | vision+connector | full | lora
+    lr: float = 1e-4
+    steps: int = 200
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    # One stage from these fields, or several from `stages` (each from the previous stage's weights).
+    recipe: str = "connector"
+    lr: float = 1e-4
+    steps: int = 200
+    stages: list[StageConfig] = field(default_factory=list)
+    batch_size: int = 1  # per device
+    grad_accum: int = 4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    lr_scheduler: str = "cosine"
+    max_grad_norm: float = 1.0
+    bf16: str = "auto"  # auto: where the device supports it
+    gradient_checkpointing: bool = False
+    eval_every: int | None = None  # default: 1/8 of the stage
+    save_every: int | None = None  # default: 1/8 of the stage
+    save_limit: int = 8
+    log_every: int = 10
+    seed: int = 42
+    output_dir: str = "runs/demo"
+    report_to: str = "none"  # none | tensorboard | swanlab
+    run_name: str | None = None
+    zero_grad_patience: int = 20  # stop when the gradient norm is 0 this many optimizer steps in a row
+    sample_questions: int = 4  # end-of-run answers logged (from the eval data)
+    final_eval: bool = True  # eval_results.json: accuracy with / without images on the eval data
+
+    def resolved_stages(self) -> list[StageConfig]:
+        return self.stages or [StageConfig(recipe=self.recipe, lr=self.lr, steps=self.steps)]

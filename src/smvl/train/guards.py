@@ -1,0 +1,73 @@
+"""The blind-model guard: before step 1 the image must move the loss and the trainable weights must get
+gradient; during training a NaN/inf loss or a gradient norm stuck at zero stops the run with a clear message."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from transformers import TrainerCallback
+
+from smvl.errors import UserError
+
+
+class TrainingHalted(UserError):
+    pass
+
+
+def preflight(model, batch: dict[str, torch.Tensor]) -> str:
+    """Raise TrainingHalted unless the image reaches the loss and every trainable component gets gradient."""
+    if "pixel_values" not in batch:
+        raise TrainingHalted("the first batch has no images; cannot verify that the model sees them")
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        base = model(**batch).logits
+        flipped = model(**{**batch, "pixel_values": -batch["pixel_values"]}).logits
+    labelled = batch["labels"] != -100
+    change = (base - flipped)[labelled].abs().max().item() if labelled.any() else 0.0
+    if not change > 0:
+        raise TrainingHalted(
+            "blind model: changing the image does not change the logits at labelled positions; check that "
+            "config.image_token_id matches the processor's image token and that image tokens reach the LM"
+        )
+    model.train(was_training)
+    model.zero_grad(set_to_none=True)
+    model(**batch).loss.backward()
+    dead = []
+    for name, module in (("connector", model.model.connector), ("vision", model.model.vision_model),
+                         ("text", model.model.text_model)):
+        params = [p for p in module.parameters() if p.requires_grad]
+        if params and sum(p.grad.abs().sum().item() for p in params if p.grad is not None) == 0:
+            dead.append(name)
+    model.zero_grad(set_to_none=True)
+    if dead:
+        raise TrainingHalted(f"trainable {', '.join(dead)} parameters get no gradient from the loss")
+    return f"preflight: image changes labelled logits by up to {change:.3g}; trainable parameters get gradient"
+
+
+class GuardCallback(TrainerCallback):
+    """Stops on a non-finite loss or grad norm, or `patience` optimizer steps in a row with zero gradient."""
+
+    def __init__(self, patience: int):
+        self.patience, self.zero_steps = patience, 0
+        self.model = None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.model = model
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        grads = [p.grad for p in self.model.parameters() if p.requires_grad and p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])).item() if grads else 0.0
+        if not math.isfinite(norm):
+            raise TrainingHalted(f"gradient norm became {norm} at step {state.global_step + 1}; lower the lr or check the data")
+        self.zero_steps = self.zero_steps + 1 if norm == 0 else 0
+        if self.zero_steps >= self.patience:
+            raise TrainingHalted(f"gradient norm has been 0 for {self.zero_steps} steps (up to step {state.global_step + 1}); nothing is learning")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise TrainingHalted(f"loss became {loss} at step {state.global_step}; lower the lr or check the data")

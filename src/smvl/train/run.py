@@ -1,0 +1,141 @@
+"""`smvl train`: resolve the config, splice if needed, run each stage, publish `final/`, evaluate the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import yaml
+from transformers import AutoProcessor, set_seed
+
+from smvl import config as configlib
+from smvl.errors import UserError
+from smvl.train import checkpoints
+from smvl.train.config import TrainConfig
+from smvl.train.data import build_streams, eval_samples
+from smvl.train.recipes import RECIPES
+from smvl.train.trainer import run_stage
+
+# Keys that may change between a run and its resumption without making it another run.
+VOLATILE = {"output_dir", "report_to", "run_name", "data.num_workers", "final_eval", "sample_questions", "log_every"}
+
+
+def flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_identity(out: Path, cfg: TrainConfig) -> None:
+    """Refuse an output folder that holds another run's checkpoints (a different config)."""
+    saved = out / "config.yaml"
+    if not saved.is_file():
+        if any(out.glob("stage-*/checkpoint-*")):
+            raise UserError(f"output folder {out} holds checkpoints but no config.yaml; choose another --output-dir")
+        return
+    old, new = flat(yaml.safe_load(saved.read_text()) or {}), flat(configlib.to_dict(cfg))
+    changed = sorted(k for k in set(old) | set(new) if k not in VOLATILE and old.get(k) != new.get(k))
+    if changed:
+        raise UserError(
+            f"output folder {out} holds another run (config differs in: {', '.join(changed)}); "
+            "use another --output-dir or remove it"
+        )
+
+
+def validate(cfg: TrainConfig) -> None:
+    for i, stage in enumerate(cfg.resolved_stages(), 1):
+        if stage.recipe not in RECIPES:
+            raise UserError(f"stage {i}: unknown recipe {stage.recipe!r}; choose one of {', '.join(RECIPES)}")
+        if stage.steps < 1 or stage.lr <= 0:
+            raise UserError(f"stage {i}: steps and lr must be positive (got {stage.steps}, {stage.lr})")
+    if cfg.report_to not in ("none", "tensorboard", "swanlab"):
+        raise UserError(f"report_to={cfg.report_to!r}; choose none, tensorboard or swanlab")
+    if cfg.batch_size < 1 or cfg.grad_accum < 1:
+        raise UserError("batch_size and grad_accum must be >= 1")
+
+
+def model_source(cfg: TrainConfig, out: Path, log) -> Path:
+    if cfg.model.path:
+        path = Path(cfg.model.path)
+        if not (path / "config.json").is_file():
+            raise UserError(f"model.path {path} is not a model folder (no config.json)")
+        return path
+    spliced = out / "spliced"
+    if (spliced / "config.json").is_file():
+        return spliced
+    from smvl.splice.model import splice
+    from smvl.splice.presets import get_preset
+
+    preset = get_preset(cfg.model.preset) if cfg.model.preset else None
+    vision, text = cfg.model.vision or (preset and preset.vision), cfg.model.text or (preset and preset.text)
+    if not vision or not text:
+        raise UserError("set model.preset, model.vision + model.text, or model.path")
+    if is_main():
+        log(f"splicing {vision} + {text} -> {spliced}")
+        splice(vision, text, spliced, scale_factor=cfg.model.scale_factor)
+    barrier()
+    return spliced
+
+
+def is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def publish(stage_final: Path, out: Path) -> Path:
+    final = out / "final"
+    tmp = out / ".final.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(stage_final, tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def train(cfg: TrainConfig, log=print) -> Path:
+    validate(cfg)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    check_identity(out, cfg)
+    if is_main():
+        configlib.save(cfg, out / "config.yaml")
+    set_seed(cfg.seed)
+    current = model_source(cfg, out, log)
+    processor = AutoProcessor.from_pretrained(current)
+    streams, skips = build_streams(cfg, processor)
+    for i, stage in enumerate(cfg.resolved_stages(), 1):
+        stage_dir = out / f"stage-{i}-{stage.recipe.replace('+', '-')}"
+        if checkpoints.is_complete(stage_dir / "final"):
+            log(f"stage {stage_dir.name} already complete")
+        else:
+            set_seed(cfg.seed + i)
+            run_stage(cfg, stage, current, stage_dir, processor, streams, log)
+        current = stage_dir / "final"
+    log(skips.table())
+    if not is_main():
+        return out / "final"
+    final = publish(current, out)
+    log(f"final model: {final}")
+    if cfg.final_eval:
+        from smvl.eval.image_use import demo_report
+
+        results = demo_report(final, eval_samples(cfg), cfg, log)
+        (out / "eval_results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    return final
+
+
+def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
+    return configlib.load(TrainConfig, path, overrides)
+

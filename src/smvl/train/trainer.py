@@ -1,0 +1,155 @@
+"""Wiring to transformers' Trainer: one stage = load weights, apply a recipe, train, save `final/` atomically.
+
+The Trainer gives us cosine/warm-up schedules, grad accumulation, bf16, gradient checkpointing, eval/save every N
+with a limit, best-model tracking, RNG-exact resume, DDP/FSDP/DeepSpeed through accelerate, tqdm, and the
+TensorBoard/SwanLab integrations. We add: batches streamed from our own collator, complete-only resume, guards.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import AutoModelForImageTextToText, Trainer, TrainingArguments
+
+from smvl.splice.model import PROVENANCE
+from smvl.train import checkpoints
+from smvl.train.config import StageConfig, TrainConfig
+from smvl.train.guards import GuardCallback, preflight
+from smvl.train.recipes import LORA_TARGETS, apply_recipe, count_params, format_counts
+
+
+class StreamTrainer(Trainer):
+    """A Trainer fed ready-made batches from our BatchStreams (each rank already holds its own shard)."""
+
+    def __init__(self, *args, train_stream, eval_stream, num_workers: int = 0, **kwargs):
+        super().__init__(*args, train_dataset=train_stream, eval_dataset=eval_stream, **kwargs)
+        self.train_stream, self.eval_stream, self.num_workers = train_stream, eval_stream, num_workers
+
+    def get_train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_stream, batch_size=None, num_workers=self.num_workers)
+
+    def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
+        return DataLoader(self.eval_stream, batch_size=None)
+
+
+def use_bf16(setting: str) -> bool:
+    if setting in ("true", "True", True):
+        return True
+    if setting in ("false", "False", False):
+        return False
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def every(value: int | None, steps: int) -> int:
+    return value or max(1, steps // 8)
+
+
+def training_args(cfg: TrainConfig, stage: StageConfig, stage_dir: Path) -> TrainingArguments:
+    eval_steps = every(cfg.eval_every, stage.steps)
+    save_steps = every(cfg.save_every, stage.steps)
+    if save_steps % eval_steps:
+        save_steps = eval_steps * max(1, round(save_steps / eval_steps))  # best-model tracking needs this
+    return TrainingArguments(
+        output_dir=str(stage_dir),
+        max_steps=stage.steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=stage.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,
+        lr_scheduler_type=cfg.lr_scheduler,
+        max_grad_norm=cfg.max_grad_norm,
+        bf16=use_bf16(cfg.bf16),
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=max(2, cfg.save_limit),
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=cfg.log_every,
+        logging_first_step=True,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        run_name=cfg.run_name,
+        remove_unused_columns=False,
+        ddp_find_unused_parameters=False,
+        accelerator_config={"dispatch_batches": False, "split_batches": False},
+        save_only_model=False,
+        disable_tqdm=False,
+    )
+
+
+def wrap_lora(model, stage: StageConfig):
+    from peft import LoraConfig, get_peft_model
+
+    targets = rf".*text_model.*\.({'|'.join(LORA_TARGETS)})"
+    config = LoraConfig(r=stage.lora_r, lora_alpha=stage.lora_alpha, lora_dropout=stage.lora_dropout,
+                        target_modules=targets, modules_to_save=["connector"])
+    return get_peft_model(model, config)
+
+
+def load_stage_model(source: Path, stage: StageConfig, cfg: TrainConfig):
+    model = AutoModelForImageTextToText.from_pretrained(
+        source, dtype=torch.float32, attn_implementation=cfg.model.attn_implementation
+    )
+    model.config.use_cache = False  # a cache during training is wasted memory (and breaks packing's mask)
+    apply_recipe(model, stage.recipe)
+    if stage.recipe == "lora":
+        model = wrap_lora(model, stage)
+    if cfg.gradient_checkpointing:
+        model.enable_input_require_grads()
+    return model
+
+
+def save_final(model, processor, source: Path, stage: StageConfig, final: Path) -> None:
+    """Write the stage's model as a stock checkpoint (LoRA merged, adapters kept beside) and mark it complete."""
+    tmp = final.parent / f".{final.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    if stage.recipe == "lora":
+        model.save_pretrained(tmp / "adapter")
+        model = model.merge_and_unload()
+    model.config.use_cache = True
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    provenance = json.loads((source / PROVENANCE).read_text()) if (source / PROVENANCE).is_file() else {}
+    provenance.setdefault("stages", []).append({"recipe": stage.recipe, "lr": stage.lr, "steps": stage.steps})
+    (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=2, ensure_ascii=False))
+    checkpoints.mark_complete(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+
+
+def run_stage(cfg: TrainConfig, stage: StageConfig, source: Path, stage_dir: Path, processor, streams, log) -> Path:
+    final = stage_dir / "final"
+    model = load_stage_model(source, stage, cfg)
+    log(f"stage {stage_dir.name}: recipe {stage.recipe}, lr {stage.lr}, {stage.steps} steps")
+    log("  " + format_counts(*count_params(model)))
+    train_stream, eval_stream = streams
+    resume = checkpoints.last_complete(stage_dir) if stage_dir.exists() else None
+    if resume is None:
+        log("  " + preflight(model, next(iter(train_stream))))
+    else:
+        log(f"  resuming from {resume}")
+    trainer = StreamTrainer(
+        model=model,
+        args=training_args(cfg, stage, stage_dir),
+        train_stream=train_stream,
+        eval_stream=eval_stream,
+        num_workers=cfg.data.num_workers,
+        callbacks=[checkpoints.MarkCompleteCallback(), GuardCallback(cfg.zero_grad_patience)],
+    )
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if trainer.is_world_process_zero():
+        save_final(trainer.model, processor, source, stage, final)
+    trainer.accelerator.wait_for_everyone()
+    return final
