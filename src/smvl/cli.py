@@ -11,6 +11,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 COMMAND_MODULES = [
     "smvl.splice.commands",
+    "smvl.data.commands",
     "smvl.train.commands",
 ]
 

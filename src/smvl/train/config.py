@@ -34,6 +34,7 @@ class DataConfig:
     images: str = "first"  # first | all
     max_images: int = 4
     retile: bool = True
+    image_splitting: bool | None = None  # None: the processor's own setting; false: the global image only
     group_by_length: bool = True
     num_workers: int = 0
     max_skip_fraction: float = 0.05

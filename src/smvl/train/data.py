@@ -22,8 +22,9 @@ def _open(cfg: TrainConfig, spec: str, split: str, skips: SkipLog):
 
     d = cfg.data
     n = d.synthetic_train if split == "train" else d.synthetic_test
+    holdout = d.holdout if d.eval is None else 0  # an explicit eval source: nothing held out of either
     return open_source(
-        spec, split=split, skips=skips, seed=cfg.seed, subsets=d.subsets, weights=d.weights, holdout=d.holdout,
+        spec, split=split, skips=skips, seed=cfg.seed, subsets=d.subsets, weights=d.weights, holdout=holdout,
         max_samples=d.max_samples if spec != "synthetic" else n, streaming=d.streaming,
     )
 

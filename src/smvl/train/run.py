@@ -114,6 +114,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
     set_seed(cfg.seed)
     current = model_source(cfg, out, log)
     processor = AutoProcessor.from_pretrained(current)
+    if cfg.data.image_splitting is not None:
+        # Saved with every stage's model, so inference tiles images the way training did.
+        processor.image_processor.do_image_splitting = cfg.data.image_splitting
     streams, skips = build_streams(cfg, processor)
     for i, stage in enumerate(cfg.resolved_stages(), 1):
         stage_dir = out / f"stage-{i}-{stage.recipe.replace('+', '-')}"

@@ -1,0 +1,116 @@
+"""HuggingFaceM4 "the_cauldron": a local download (`<root>/<subset>/*.parquet`) or the hub dataset by name.
+
+Rows are `images` (list of {bytes, path} or PIL images) and `texts` (list of {user, assistant, source}); every
+turn becomes a message and the images go at the start of the first user turn. Rows are read lazily (pyarrow
+batches, or `datasets` streaming), so the full 169 GB never has to fit in memory. A subset that fails to load is
+skipped and counted, not fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from smvl.data.images import load_image
+from smvl.data.mixing import parse_weights, weighted_interleave
+from smvl.data.sample import BadSample, Sample
+from smvl.data.skips import SkipLog
+
+HUB_ID = "HuggingFaceM4/the_cauldron"
+
+
+def row_to_sample(row: dict, sid: str, subset: str) -> Sample:
+    texts = row.get("texts")
+    if not isinstance(texts, list) or not texts:
+        raise BadSample("no texts")
+    images = row.get("images") or []
+    messages = []
+    for t, turn in enumerate(texts):
+        user, answer = turn.get("user"), turn.get("assistant")
+        if not isinstance(user, str) or not isinstance(answer, str):
+            raise BadSample("non-string content", f"turn {t}")
+        if not answer.strip():
+            raise BadSample("empty answer", f"turn {t}")
+        parts = ([{"type": "image"}] * len(images) if t == 0 else []) + [{"type": "text", "text": user}]
+        messages += [{"role": "user", "content": parts}, {"role": "assistant", "content": answer}]
+    sample = Sample(messages, [load_image(im) for im in images], id=sid, source=subset)
+    return sample.validate()
+
+
+def local_subsets(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
+
+
+def _local_rows(folder: Path) -> Iterator[dict]:
+    import pyarrow.parquet as pq
+
+    files = sorted(folder.glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no .parquet files")
+    for file in files:
+        for batch in pq.ParquetFile(file).iter_batches(batch_size=64):
+            yield from batch.to_pylist()
+
+
+def _hub_rows(subset: str, streaming: bool) -> Iterator[dict]:
+    from datasets import load_dataset
+
+    yield from load_dataset(HUB_ID, subset, split="train", streaming=streaming)
+
+
+def _held_out(subset: str, index: int, seed: int, holdout: float) -> bool:
+    """Fraction hold-outs by a stable hash of (seed, subset, row): same split whatever the order of reading."""
+    digest = hashlib.blake2b(f"{seed}:{subset}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < holdout
+
+
+def _subset_samples(subset: str, rows: Iterator[dict], split: str, holdout: float, seed: int,
+                    skips: SkipLog) -> Iterator[Sample]:
+    """Count hold-outs take each subset's first rows in file order; fractions take a stable hash."""
+    count = int(holdout) if holdout >= 1 else None
+    try:
+        for index, row in enumerate(rows):
+            test = index < count if count is not None else _held_out(subset, index, seed, holdout)
+            if test != (split == "test"):
+                if count is not None and split == "test":
+                    return
+                continue
+            sid = f"{subset}:{index}"
+            try:
+                sample = row_to_sample(row, sid, subset)
+            except BadSample as exc:
+                skips.skip(sid, exc.reason)
+                continue
+            skips.ok()
+            yield sample
+    except (OSError, ValueError, ImportError) as exc:
+        skips.skip(subset, f"subset failed to load ({type(exc).__name__})")
+
+
+def cauldron_samples(root: str | Path | None, subsets: str = "all", split: str = "train", holdout: float = 64,
+                     weights: str | None = None, seed: int = 0, max_samples: int | None = None,
+                     streaming: bool = True, skips: SkipLog | None = None) -> Iterator[Sample]:
+    """Samples of the chosen subsets, mixed by `weights` (or read one subset after another)."""
+    skips = skips if skips is not None else SkipLog()
+    if root is not None:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"the_cauldron folder {root} does not exist")
+        names = local_subsets(root) if subsets == "all" else [s.strip() for s in subsets.split(",") if s.strip()]
+        missing = [n for n in names if not (root / n).is_dir()]
+        if missing:
+            raise FileNotFoundError(f"{root} has no subset folder(s) {', '.join(missing)}")
+        rows = {n: _local_rows(root / n) for n in names}
+    else:
+        if subsets == "all":
+            raise ValueError("name the subsets to read from the hub, e.g. cauldron:cocoqa,ai2d")
+        names = [s.strip() for s in subsets.split(",") if s.strip()]
+        rows = {n: _hub_rows(n, streaming) for n in names}
+    streams = {n: _subset_samples(n, rows[n], split, holdout, seed, skips) for n in names}
+    mixed = weighted_interleave(streams, parse_weights(weights, names), seed) if weights else (
+        s for n in names for s in streams[n])
+    for i, sample in enumerate(mixed):
+        if max_samples is not None and i >= max_samples:
+            return
+        yield sample

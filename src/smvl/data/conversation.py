@@ -1,0 +1,57 @@
+"""Building canonical samples from chat records: `<image>` markers, role names, image references."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from smvl.data.images import load_image
+from smvl.data.sample import BadSample, Sample
+
+IMAGE_MARKER = "<image>"
+ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
+         "bot": "assistant", "model": "assistant"}
+
+
+def parts_from_text(text: str) -> list[dict] | str:
+    """'<image>\\nWhat is it?' -> [image, text]; text without markers stays a string."""
+    if IMAGE_MARKER not in text:
+        return text
+    parts = []
+    for k, piece in enumerate(text.split(IMAGE_MARKER)):
+        if k:
+            parts.append({"type": "image"})
+        piece = re.sub(r"^\n+|\n+$", "", piece)
+        if piece:
+            parts.append({"type": "text", "text": piece})
+    return parts
+
+
+def normalise_message(message: dict) -> dict:
+    if not isinstance(message, dict):
+        raise BadSample("malformed message", f"expected an object, got {type(message).__name__}")
+    role = ROLES.get(str(message.get("role", message.get("from", ""))).lower())
+    if role is None:
+        raise BadSample("unknown role", str(message.get("role", message.get("from"))))
+    content = message.get("content", message.get("value"))
+    if isinstance(content, str):
+        return {"role": role, "content": parts_from_text(content)}
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") in ("text", "image") for p in content):
+        if any(p["type"] == "text" and not isinstance(p.get("text"), str) for p in content):
+            raise BadSample("non-string content", "a text part without a string")
+        return {"role": role, "content": [{"type": p["type"], **({"text": p["text"]} if p["type"] == "text" else {})}
+                                          for p in content]}
+    raise BadSample("non-string content", f"content of type {type(content).__name__}")
+
+
+def build_sample(messages: list, images: list, sid: str, source: str, base_dir: Path | None = None) -> Sample:
+    """Messages (any supported shape) + image references -> a validated Sample, or BadSample."""
+    if not isinstance(messages, list) or not messages:
+        raise BadSample("no messages")
+    if isinstance(images, (str, dict, bytes)):
+        images = [images]
+    sample = Sample([normalise_message(m) for m in messages], [], id=sid, source=source)
+    if sample.image_parts() != len(images or []):
+        raise BadSample("image count mismatch", f"{sample.image_parts()} <image> markers, {len(images or [])} images")
+    sample.images = [load_image(ref, base_dir) for ref in images or []]
+    return sample.validate()

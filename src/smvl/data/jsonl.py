@@ -1,0 +1,77 @@
+"""Our JSONL format and the LLaVA/ShareGPT JSON format, one sample per record.
+
+smvl JSONL, one JSON object per line:
+
+    {"id": "q1", "images": ["imgs/cat.jpg"], "messages": [
+        {"role": "user", "content": "<image>图中有什么动物？"},
+        {"role": "assistant", "content": "一只猫。"}]}
+
+- `images`: paths relative to the JSONL file, absolute paths, or base64 / `data:image/...;base64,` strings.
+- `content`: a string where each `<image>` marks where the next image goes, or a list of parts
+  `{"type": "text", "text": ...}` / `{"type": "image"}`. Roles: system, user, assistant. All turns are used.
+- `id` is optional (the default is `file.jsonl:LINE`).
+
+LLaVA / ShareGPT (`.json` list or `.jsonl`): `{"id", "image": path or [paths], "conversations": [{"from": "human" |
+"gpt" | "system", "value": "<image>\\n..."}]}`. A record is skipped, with its reason counted, on invalid JSON,
+missing fields, marker/image count mismatch, empty answers or unreadable images.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from smvl.data.conversation import build_sample
+from smvl.data.sample import BadSample, Sample
+from smvl.data.skips import SkipLog
+
+
+def _records(path: Path) -> Iterator[tuple[str, object]]:
+    """(id, record or BadSample) for a .jsonl file (line by line) or a .json list."""
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BadSample("invalid JSON", f"{path}: {exc}") from exc
+        if not isinstance(data, list):
+            raise BadSample("invalid JSON", f"{path} must hold a list of records")
+        for i, record in enumerate(data):
+            yield f"{path.name}:{i}", record
+        return
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield f"{path.name}:{line_no}", json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield f"{path.name}:{line_no}", BadSample("invalid JSON", str(exc))
+
+
+def to_sample(record, sid: str, base_dir: Path, source: str) -> Sample:
+    if isinstance(record, BadSample):
+        raise record
+    if not isinstance(record, dict):
+        raise BadSample("malformed record", f"expected an object, got {type(record).__name__}")
+    sid = str(record.get("id", sid))
+    if "conversations" in record:
+        images = record.get("image", record.get("images", []))
+        return build_sample(record["conversations"], images, sid, source, base_dir)
+    if "messages" in record:
+        return build_sample(record["messages"], record.get("images", record.get("image", [])), sid, source, base_dir)
+    raise BadSample("missing fields", "a record needs `messages` (smvl) or `conversations` (LLaVA)")
+
+
+def read_chat_file(path: str | Path, skips: SkipLog) -> Iterator[Sample]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} does not exist")
+    for sid, record in _records(path):
+        try:
+            sample = to_sample(record, sid, path.parent, f"file:{path.name}")
+        except BadSample as exc:
+            skips.skip(sid, exc.reason)
+            continue
+        skips.ok()
+        yield sample

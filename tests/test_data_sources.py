@@ -1,0 +1,145 @@
+"""Sources: the_cauldron folders, JSONL and LLaVA files, mixing, hold-outs, and skipped samples by reason."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from smvl.cli import main
+from smvl.data.mixing import mix_text_only
+from smvl.data.sample import Sample
+from smvl.data.skips import SkipLog, TooManySkipped
+from smvl.data.sources import open_source
+
+ROW_TYPE = pa.struct([
+    ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
+    ("texts", pa.list_(pa.struct([("user", pa.string()), ("assistant", pa.string()), ("source", pa.string())]))),
+])
+
+
+def image_bytes(size=(16, 12), colour=(200, 10, 10)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def row(n_images=1, turns=1, answer="a cat", corrupt=False, tiny=False):
+    data = b"garbage" if corrupt else image_bytes((1, 1) if tiny else (16, 12))
+    return {"images": [{"bytes": data, "path": None}] * n_images,
+            "texts": [{"user": f"q{t}", "assistant": answer, "source": "x"} for t in range(turns)]}
+
+
+def write_subset(root, name, rows, files=1):
+    folder = root / name
+    folder.mkdir(parents=True)
+    per = -(-len(rows) // files)
+    for f in range(files):
+        table = pa.Table.from_pylist(rows[f * per:(f + 1) * per], schema=pa.schema(list(ROW_TYPE)))
+        pq.write_table(table, folder / f"train-{f:05d}.parquet")
+
+
+@pytest.fixture()
+def cauldron(tmp_path):
+    root = tmp_path / "the_cauldron"
+    write_subset(root, "cocoqa", [row() for _ in range(40)], files=2)
+    write_subset(root, "ai2d", [row(turns=2) for _ in range(20)])
+    broken = [row() for _ in range(16)] + [row(corrupt=True), row(tiny=True), row(answer="  "), row(n_images=2)]
+    write_subset(root, "vqarad", broken)
+    return root
+
+
+def test_cauldron_folder_all_turns_and_skips(cauldron):
+    skips = SkipLog(max_fraction=0.5)
+    samples = list(open_source(str(cauldron), subsets="all", holdout=0, skips=skips))
+    by_subset = Counter(s.source for s in samples)
+    assert by_subset == {"cocoqa": 40, "ai2d": 20, "vqarad": 18}
+    two_turns = next(s for s in samples if s.source == "ai2d")
+    assert [m["role"] for m in two_turns.messages] == ["user", "assistant"] * 2
+    assert two_turns.messages[0]["content"][0] == {"type": "image"}
+    assert next(s for s in samples if len(s.images) == 2).image_parts() == 2
+    assert dict(skips.by_reason) == {"corrupt image": 1, "empty answer": 1}
+    assert "vqarad:16" in skips.table()
+
+
+def test_holdout_by_count_and_fraction_is_disjoint_and_deterministic(cauldron):
+    for holdout in (5, 0.25):
+        test = [s.id for s in open_source(str(cauldron), "test", subsets="cocoqa", holdout=holdout)]
+        train = [s.id for s in open_source(str(cauldron), "train", subsets="cocoqa", holdout=holdout)]
+        assert not set(test) & set(train) and len(test) + len(train) == 40
+        assert test == [s.id for s in open_source(str(cauldron), "test", subsets="cocoqa", holdout=holdout)]
+    assert len(test) > 0
+
+
+def test_mixture_weights_and_cap(cauldron):
+    samples = list(open_source(str(cauldron), subsets="cocoqa,ai2d", weights="cocoqa:1,ai2d:0.5", holdout=0,
+                               max_samples=30, seed=3))
+    counts = Counter(s.source for s in samples)
+    assert len(samples) == 30 and counts["cocoqa"] > counts["ai2d"] > 0
+
+
+def test_missing_subset_and_source(cauldron, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope"):
+        list(open_source(str(cauldron), subsets="nope"))
+    with pytest.raises(FileNotFoundError):
+        list(open_source(str(tmp_path / "missing.jsonl")))
+    with pytest.raises(ValueError, match="unknown data source"):
+        list(open_source("what"))
+
+
+def test_jsonl_and_llava_files(tmp_path):
+    (tmp_path / "img.png").write_bytes(image_bytes())
+    lines = [
+        {"id": "ok", "images": ["img.png"], "messages": [{"role": "user", "content": "<image>这是什么？"},
+                                                          {"role": "assistant", "content": "红色方块"}]},
+        {"images": ["img.png"], "messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "q"}]},
+                                             {"role": "assistant", "content": "a"}]},
+        {"images": [], "messages": [{"role": "user", "content": "<image> two markers <image>"},
+                                    {"role": "assistant", "content": "a"}]},
+        {"images": ["gone.png"], "messages": [{"role": "user", "content": "<image>"}, {"role": "assistant", "content": "a"}]},
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": 3}]},
+    ]
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n{broken json\n")
+    skips = SkipLog(max_fraction=1.0)
+    samples = list(open_source(str(path), holdout=0, skips=skips))
+    assert [s.id for s in samples] == ["ok", "data.jsonl:2"]
+    assert samples[0].messages[0]["content"] == [{"type": "image"}, {"type": "text", "text": "这是什么？"}]
+    assert dict(skips.by_reason) == {"image count mismatch": 1, "missing image file": 1, "non-string content": 1,
+                                     "invalid JSON": 1}
+    assert "data.jsonl:6" in skips.examples["invalid JSON"]
+
+    llava = tmp_path / "llava.json"
+    llava.write_text(json.dumps([{"id": "l1", "image": "img.png", "conversations": [
+        {"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "A square."},
+        {"from": "human", "value": "Colour?"}, {"from": "gpt", "value": "Red."}]}]))
+    (sample,) = open_source(str(llava), holdout=0)
+    assert sample.messages[0]["content"] == [{"type": "image"}, {"type": "text", "text": "What is it?"}]
+    assert len(sample.messages) == 4
+
+
+def test_too_many_bad_samples_stop_the_run(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(["{oops"] * 30))
+    with pytest.raises(TooManySkipped, match="30 of 30|skipped"):
+        list(open_source(str(path), holdout=0, skips=SkipLog(max_fraction=0.05)))
+
+
+def test_text_only_mixing_ratio():
+    image = [Sample([{"role": "user", "content": "i"}], id=f"i{k}") for k in range(2000)]
+    text = (Sample([{"role": "user", "content": "t"}], id=f"t{k}") for k in range(10**6))
+    mixed = list(mix_text_only(image, text, 0.14, seed=0))
+    share = sum(s.id.startswith("t") for s in mixed) / len(mixed)
+    assert abs(share - 0.14) < 0.02
+
+
+def test_data_inspect_cli(capsys):
+    assert main(["data", "inspect", "synthetic", "--limit", "20", "--max-length", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "samples read: 20" in out and "image tokens per sample" in out and "【" in out
+    assert "<image 1 tile" in out or "<image 2x2 tiles" in out

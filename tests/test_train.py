@@ -1,0 +1,140 @@
+"""Training: the loss falls, artifacts are stock checkpoints, bad configs fail early, guards fire."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from smvl.cli import main
+from smvl.config import ConfigError
+from smvl.errors import UserError
+from smvl.train import checkpoints
+from smvl.train.guards import GuardCallback, TrainingHalted, preflight
+from smvl.train.run import load_config, train
+
+FAST = ["--data.synthetic_train", "160", "--data.synthetic_test", "24", "--batch_size", "8", "--grad_accum", "1",
+        "--log_every", "2", "--final_eval", "false"]
+
+
+def quick(tmp_path, name, *extra):
+    return load_config(None, FAST + ["--output_dir", str(tmp_path / name), *extra])
+
+
+def history(run, stage="stage-1-full"):
+    states = sorted((run / stage).glob("checkpoint-*/trainer_state.json"))
+    return json.loads(states[-1].read_text())["log_history"]
+
+
+def test_demo_style_run_learns_and_publishes_a_stock_model(tmp_path):
+    cfg = quick(tmp_path, "run", "--recipe", "full", "--lr", "2e-3", "--steps", "24", "--final_eval", "true",
+                "--sample_questions", "2")
+    final = train(cfg)
+    logs = history(tmp_path / "run")
+    losses = [h["loss"] for h in logs if "loss" in h]
+    assert losses[-1] < 0.5 * losses[0], losses
+    evals = [h["eval_loss"] for h in logs if "eval_loss" in h]
+    assert evals[-1] < evals[0]
+    model = AutoModelForImageTextToText.from_pretrained(final)
+    AutoProcessor.from_pretrained(final)
+    assert model.config.use_cache
+    results = json.loads((tmp_path / "run" / "eval_results.json").read_text())
+    assert {"accuracy_with_images", "accuracy_blank_images", "majority_baseline", "n"} <= set(results)
+    assert results["n"] == 24
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["recipe"] == "full" and saved["steps"] == 24
+    assert all(checkpoints.is_complete(p) for _, p in checkpoints.checkpoints(tmp_path / "run" / "stage-1-full"))
+
+
+def test_connector_recipe_leaves_the_llm_untouched(tmp_path, capsys):
+    final = train(quick(tmp_path, "conn", "--recipe", "connector", "--steps", "4", "--lr", "1e-3"))
+    spliced = tmp_path / "conn" / "spliced"
+    a = AutoModelForImageTextToText.from_pretrained(spliced).state_dict()
+    b = AutoModelForImageTextToText.from_pretrained(final).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith("model.connector."))
+    assert not torch.equal(a["model.connector.modality_projection.proj.weight"],
+                           b["model.connector.modality_projection.proj.weight"])
+    assert main(["check", str(final)]) == 0
+    assert "[PASS] text-only == source LLM" in capsys.readouterr().out
+
+
+def test_staged_run_chains_stages_and_lora_merges(tmp_path):
+    path = tmp_path / "staged.yaml"
+    path.write_text(yaml.safe_dump({"stages": [{"recipe": "connector", "lr": 1e-3, "steps": 3},
+                                               {"recipe": "lora", "lr": 1e-3, "steps": 3, "lora_r": 4}]}))
+    cfg = load_config(str(path), FAST + ["--output_dir", str(tmp_path / "st")])
+    final = train(cfg)
+    stage2 = tmp_path / "st" / "stage-2-lora" / "final"
+    assert (stage2 / "adapter" / "adapter_config.json").is_file()
+    provenance = json.loads((final / "smvl.json").read_text())
+    assert [s["recipe"] for s in provenance["stages"]] == ["connector", "lora"]
+    merged = AutoModelForImageTextToText.from_pretrained(final).state_dict()
+    assert not any("lora" in k for k in merged)
+    first = AutoModelForImageTextToText.from_pretrained(tmp_path / "st" / "stage-1-connector" / "final").state_dict()
+    key = "model.text_model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(first[key], merged[key])  # the LoRA delta was merged in
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--no_such_key", "1"], "unknown config key"),
+    (["--steps", "many"], "steps: expected an integer"),
+    (["--data.labels", "[1]"], "labels: expected a string"),
+])
+def test_bad_config_values_name_the_key(args, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, args)
+
+
+def test_recipe_that_trains_nothing_and_foreign_output_folder(tmp_path):
+    with pytest.raises(UserError, match="unknown recipe"):
+        train(quick(tmp_path, "x", "--recipe", "nothing"))
+    train(quick(tmp_path, "mine", "--recipe", "connector", "--steps", "2"))
+    with pytest.raises(UserError, match="holds another run.*lr"):
+        train(quick(tmp_path, "mine", "--recipe", "connector", "--steps", "2", "--lr", "5e-4"))
+
+
+def test_cli_reports_config_errors_without_traceback(capsys):
+    assert main(["train", "--nope", "1"]) == 2
+    assert "unknown config key 'nope'" in capsys.readouterr().err
+
+
+def test_incomplete_checkpoints_are_never_resumed_from(tmp_path):
+    for step, complete in ((10, True), (20, True), (30, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            checkpoints.mark_complete(folder)
+    assert checkpoints.last_complete(tmp_path).name == "checkpoint-20"
+    assert not (tmp_path / "checkpoint-30").exists()
+
+
+def test_preflight_catches_a_blind_model(tiny_model):
+    from smvl.data.collate import CollateOptions, Encoder, collate
+    from smvl.data.synthetic import synthetic_samples
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model)
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    enc = Encoder(processor, CollateOptions())
+    batch = collate([enc(s) for s in synthetic_samples("train", 2)], processor.tokenizer.pad_token_id, enc.options)
+    assert "preflight" in preflight(model, batch)
+    with torch.no_grad():
+        model.model.connector.modality_projection.proj.weight.zero_()
+    with pytest.raises(TrainingHalted, match="blind model"):
+        preflight(model, batch)
+
+
+def test_guard_stops_on_zero_gradient_and_nan():
+    layer = torch.nn.Linear(2, 2)
+    layer.weight.grad = torch.zeros_like(layer.weight)
+    guard = GuardCallback(patience=3)
+    guard.on_train_begin(None, None, None, model=layer)
+    state = type("State", (), {"global_step": 0})()
+    guard.on_pre_optimizer_step(None, state, None)
+    guard.on_pre_optimizer_step(None, state, None)
+    with pytest.raises(TrainingHalted, match="gradient norm has been 0"):
+        guard.on_pre_optimizer_step(None, state, None)
+    with pytest.raises(TrainingHalted, match="loss became nan"):
+        guard.on_log(None, state, None, logs={"loss": float("nan")})
