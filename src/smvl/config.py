@@ -148,4 +148,8 @@ def load(cls, yaml_path: str | Path | None = None, overrides: list[str] | None =
 
 
 def save(config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), allow_unicode=True, sort_keys=False))
+    """Written beside and renamed, so a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(config), allow_unicode=True, sort_keys=False))
+    tmp.rename(path)

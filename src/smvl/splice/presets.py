@@ -1,7 +1,7 @@
 """Named source pairs: the real models by hub id, and `tiny`, random models built in code for offline use.
 
-`tiny` mirrors the real pair at toy size: a SmolVLM checkpoint (SigLIP-style tower, 64px tiles, patch 4,
-pixel shuffle 4 -> 16 tokens per tile, images split into up to 2x2 tiles + a global one) and a Qwen3 causal LM
+`tiny` mirrors the real pair at toy size: a SmolVLM checkpoint (SigLIP-style tower, 64px tiles, patch 8,
+pixel shuffle 2 -> 16 tokens per tile, images split into up to 2x2 tiles + a global one) and a Qwen3 causal LM
 with a byte-level BPE tokenizer carrying Qwen's special tokens and Qwen3's chat template. Built once per
 machine into the cache (a few seconds), deterministically, so every command works without a download.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-TINY_VERSION = "tiny-v2"
+TINY_VERSION = "tiny-v3"
 
 # Qwen2/3's special tokens in their original order; the first 14 are special, the rest plain added tokens.
 QWEN_SPECIAL = [
@@ -121,7 +121,7 @@ def build_tiny_text(folder: Path) -> None:
     tokenizer = build_tiny_tokenizer()
     torch.manual_seed(0)
     config = Qwen3Config(
-        vocab_size=-(-len(tokenizer) // 64) * 64, hidden_size=128, intermediate_size=384, num_hidden_layers=2,
+        vocab_size=-(-len(tokenizer) // 64) * 64, hidden_size=128, intermediate_size=384, num_hidden_layers=4,
         num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=4096,
         tie_word_embeddings=True, bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
@@ -138,11 +138,11 @@ def build_tiny_vision(folder: Path) -> None:
     from transformers import LlamaConfig, SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessor
 
     torch.manual_seed(1)
-    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                  image_size=64, patch_size=4)
+    vision = dict(hidden_size=96, intermediate_size=192, num_hidden_layers=3, num_attention_heads=4,
+                  image_size=64, patch_size=8)
     text = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                        num_attention_heads=2, num_key_value_heads=1)
-    config = SmolVLMConfig(vision_config=vision, text_config=text.to_dict(), scale_factor=4, image_token_id=100)
+    config = SmolVLMConfig(vision_config=vision, text_config=text.to_dict(), scale_factor=2, image_token_id=100)
     SmolVLMForConditionalGeneration(config).save_pretrained(folder)
     SmolVLMImageProcessor(
         size={"longest_edge": 128}, max_image_size={"longest_edge": 64}, do_image_splitting=True,

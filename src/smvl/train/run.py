@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import yaml
@@ -12,6 +13,7 @@ from transformers import AutoProcessor, set_seed
 
 from smvl import config as configlib
 from smvl.errors import UserError
+from smvl.splice.model import PROVENANCE
 from smvl.train import checkpoints
 from smvl.train.config import TrainConfig
 from smvl.train.data import build_streams, eval_samples
@@ -79,7 +81,8 @@ def model_source(cfg: TrainConfig, out: Path, log) -> Path:
     if is_main():
         log(f"splicing {vision} + {text} -> {spliced}")
         splice(vision, text, spliced, scale_factor=cfg.model.scale_factor)
-    barrier()
+    else:
+        wait_for(spliced / PROVENANCE)
     return spliced
 
 
@@ -87,11 +90,13 @@ def is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+def wait_for(path: Path, timeout: float = 3600) -> None:
+    """Other ranks wait for rank 0's splice (the process group does not exist yet; the folder appears atomically)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise UserError(f"timed out waiting for rank 0 to create {path}")
+        time.sleep(0.5)
 
 
 def publish(stage_final: Path, out: Path) -> Path:

@@ -8,6 +8,7 @@ TensorBoard/SwanLab integrations. We add: batches streamed from our own collator
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -83,6 +84,9 @@ def training_args(cfg: TrainConfig, stage: StageConfig, stage_dir: Path) -> Trai
         run_name=cfg.run_name,
         remove_unused_columns=False,
         ddp_find_unused_parameters=False,
+        # Without CUDA, accelerate only sets up multi-process CPU training (gloo) when told to use the CPU.
+        use_cpu=not torch.cuda.is_available(),
+        ddp_backend="gloo" if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         accelerator_config={"dispatch_batches": False, "split_batches": False},
         save_only_model=False,
         disable_tqdm=False,

@@ -1,0 +1,35 @@
+"""Two CPU processes (torchrun, gloo) train to the same weights as one process with the same global batch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+COMMON = ["--recipe", "full", "--lr", "1e-3", "--steps", "3", "--data.synthetic_train", "48",
+          "--data.synthetic_test", "8", "--data.group_by_length", "false", "--grad_accum", "1",
+          "--final_eval", "false", "--eval_every", "3", "--save_every", "3"]
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+def test_two_processes_match_one(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "smvl", "train", *COMMON, "--batch_size", "4",
+                          "--output_dir", str(tmp_path / "one")], env=env, capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", "29517", "-m", "smvl", "train",
+                          *COMMON, "--batch_size", "2", "--output_dir", str(tmp_path / "two")],
+                         env=env, capture_output=True, text=True)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a = load_file(tmp_path / "one" / "final" / "model.safetensors")
+    b = load_file(tmp_path / "two" / "final" / "model.safetensors")
+    start = load_file(tmp_path / "one" / "spliced" / "model.safetensors")
+    key = "model.connector.modality_projection.proj.weight"
+    assert not torch.equal(a[key], start[key])
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=2e-5, rtol=1e-4), (k, (a[k] - b[k]).abs().max())
