@@ -62,3 +62,16 @@ def real_fake_sources(assets, tmp_path_factory) -> Path:
     for name in ("preprocessor_config.json", "processor_config.json"):
         shutil.copy(assets / "smolvlm2-256m-video-instruct" / name, root / "vision" / name)
     return root
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """A short run of the demo recipe (full training of the tiny preset on the synthetic set)."""
+    from smvl.train.run import load_config, train
+
+    out = tmp_path_factory.mktemp("demo") / "run"
+    cfg = load_config(None, ["--steps", "150", "--batch_size", "8", "--log_every", "10", "--eval_every", "50",
+                             "--save_every", "50", "--data.synthetic_train", "600", "--data.synthetic_test", "24",
+                             "--sample_questions", "2", "--output_dir", str(out)])
+    train(cfg)
+    return out

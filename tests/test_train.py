@@ -25,28 +25,26 @@ def quick(tmp_path, name, *extra):
 
 
 def history(run, stage="stage-1-full"):
-    states = sorted((run / stage).glob("checkpoint-*/trainer_state.json"))
-    return json.loads(states[-1].read_text())["log_history"]
+    last = checkpoints.checkpoints(run / stage)[-1][1]
+    return json.loads((last / "trainer_state.json").read_text())["log_history"]
 
 
-def test_demo_style_run_learns_and_publishes_a_stock_model(tmp_path):
-    cfg = quick(tmp_path, "run", "--recipe", "full", "--lr", "2e-3", "--steps", "24", "--final_eval", "true",
-                "--sample_questions", "2")
-    final = train(cfg)
-    logs = history(tmp_path / "run")
+def test_demo_run_learns_and_publishes_a_stock_model(demo_run):
+    logs = history(demo_run)
     losses = [h["loss"] for h in logs if "loss" in h]
-    assert losses[-1] < 0.5 * losses[0], losses
+    assert losses[-1] < 0.3 * losses[0], losses
     evals = [h["eval_loss"] for h in logs if "eval_loss" in h]
     assert evals[-1] < evals[0]
+    final = demo_run / "final"
     model = AutoModelForImageTextToText.from_pretrained(final)
     AutoProcessor.from_pretrained(final)
     assert model.config.use_cache
-    results = json.loads((tmp_path / "run" / "eval_results.json").read_text())
+    results = json.loads((demo_run / "eval_results.json").read_text())
     assert {"accuracy_with_images", "accuracy_blank_images", "majority_baseline", "n"} <= set(results)
     assert results["n"] == 24
-    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
-    assert saved["recipe"] == "full" and saved["steps"] == 24
-    assert all(checkpoints.is_complete(p) for _, p in checkpoints.checkpoints(tmp_path / "run" / "stage-1-full"))
+    saved = yaml.safe_load((demo_run / "config.yaml").read_text())
+    assert saved["recipe"] == "full" and saved["steps"] == 150
+    assert all(checkpoints.is_complete(p) for _, p in checkpoints.checkpoints(demo_run / "stage-1-full"))
 
 
 def test_connector_recipe_leaves_the_llm_untouched(tmp_path, capsys):
@@ -138,3 +136,19 @@ def test_guard_stops_on_zero_gradient_and_nan():
         guard.on_pre_optimizer_step(None, state, None)
     with pytest.raises(TrainingHalted, match="loss became nan"):
         guard.on_log(None, state, None, logs={"loss": float("nan")})
+
+
+def test_tracker_that_is_not_installed_fails_early(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "swanlab" else real(name, *a))
+    with pytest.raises(UserError, match="needs the swanlab package"):
+        train(quick(tmp_path, "t", "--report_to", "swanlab"))
+
+
+def test_sample_answers_table():
+    from smvl.train.tracking import table
+
+    rows = [{"question": "图中有几个物体？", "answer": "三个", "reference": "三个", "answer_blank": "一个"}]
+    assert table(rows).splitlines()[2] == "| 图中有几个物体？ | 三个 | 三个 | 一个 |"

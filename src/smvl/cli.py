@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "smvl.splice.commands",
     "smvl.data.commands",
     "smvl.train.commands",
+    "smvl.infer.commands",
 ]
 
 

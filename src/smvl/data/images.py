@@ -82,6 +82,8 @@ def load_image(obj, base_dir: str | Path | None = None, max_pixels: int = MAX_PI
             image = _from_path(obj["path"], base)
         else:
             raise BadSample("missing image", "image record has neither bytes nor path")
+    elif isinstance(obj, Path):
+        image = _from_path(obj, base)
     elif isinstance(obj, str):
         looks_like_base64 = obj.startswith("data:") or (len(obj) > 256 and "/" not in obj[:64].replace("+", ""))
         image = _from_base64(obj) if looks_like_base64 else _from_path(obj, base)

@@ -10,10 +10,10 @@ import random
 from collections import Counter
 from pathlib import Path
 
-import torch
 from PIL import Image
 
 from smvl.data.sample import Sample, text_of
+from smvl.infer.generate import generate_batch
 
 
 def first_question(sample: Sample) -> tuple[list[dict], str, int]:
@@ -26,25 +26,6 @@ def first_question(sample: Sample) -> tuple[list[dict], str, int]:
 
 def blank_like(images: list[Image.Image]) -> list[Image.Image]:
     return [Image.new("RGB", im.size, (0, 0, 0)) for im in images]
-
-
-@torch.no_grad()
-def answer(model, processor, prompts: list[list[dict]], images: list[list[Image.Image]], max_new_tokens: int = 16,
-           batch_size: int = 16) -> list[str]:
-    """Greedy answers, batched with left padding, thinking off."""
-    out = []
-    for start in range(0, len(prompts), batch_size):
-        chunk, imgs = prompts[start : start + batch_size], images[start : start + batch_size]
-        texts = [processor.tokenizer.apply_chat_template(p, chat_template=processor.chat_template, tokenize=False,
-                                                         add_generation_prompt=True, enable_thinking=False)
-                 for p in chunk]
-        kwargs = {"images": imgs} if any(imgs) else {}
-        inputs = processor(text=texts, padding=True, padding_side="left", return_tensors="pt", **kwargs)
-        inputs = inputs.to(model.device)
-        generated = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        new = generated[:, inputs["input_ids"].shape[1] :]
-        out += [t.strip() for t in processor.batch_decode(new, skip_special_tokens=True)]
-    return out
 
 
 def question_kind(sample: Sample) -> str:
@@ -75,20 +56,28 @@ def image_use(model, processor, samples: list[Sample], seed: int = 0, max_new_to
     shuffled = images[:]
     random.Random(seed).shuffle(shuffled)
     runs = {
-        "with_images": answer(model, processor, prompts, images, max_new_tokens),
-        "blank_images": answer(model, processor, prompts, [blank_like(i) for i in images], max_new_tokens),
-        "shuffled_images": answer(model, processor, prompts, shuffled, max_new_tokens),
+        name: generate_batch(model, processor, prompts, imgs, max_new_tokens=max_new_tokens)
+        for name, imgs in (("with_images", images), ("blank_images", [blank_like(i) for i in images]),
+                           ("shuffled_images", shuffled))
     }
     questions = [text_of(p[-1]) for p in prompts]
-    score = lambda preds: sum(  # noqa: E731
-        normalize_answer(p, q) == normalize_answer(r, q) for p, r, q in zip(preds, refs, questions)
-    ) / max(1, len(refs))
+    def score(preds, refs=refs, questions=questions) -> float:
+        hits = sum(normalize_answer(p, q) == normalize_answer(r, q) for p, r, q in zip(preds, refs, questions))
+        return hits / max(1, len(refs))
+
+    kinds = [question_kind(s) for s in samples]
+    by_kind = {}
+    for kind in sorted(set(kinds)):
+        rows = [i for i, k in enumerate(kinds) if k == kind]
+        by_kind[kind] = {name: score([runs[name][i] for i in rows], [refs[i] for i in rows],
+                                     [questions[i] for i in rows]) for name in runs}
     return {
         "n": len(refs),
         "accuracy_with_images": score(runs["with_images"]),
         "accuracy_blank_images": score(runs["blank_images"]),
         "accuracy_shuffled_images": score(runs["shuffled_images"]),
-        "majority_baseline": majority_baseline([question_kind(s) for s in samples], refs, normalize_answer),
+        "majority_baseline": majority_baseline(kinds, refs, normalize_answer),
+        "accuracy_by_question_type": by_kind,
         "samples": [
             {"id": s.id, "question": q, "reference": r, "answer": a, "answer_blank": b}
             for s, q, r, a, b in zip(samples, questions, refs, runs["with_images"], runs["blank_images"])
@@ -109,6 +98,8 @@ def demo_report(model_dir: Path, samples: list[Sample], cfg, log) -> dict:
         f"blank images {results['accuracy_blank_images']:.1%}, shuffled {results['accuracy_shuffled_images']:.1%}, "
         f"majority baseline {results['majority_baseline']:.1%} (gap {gap:+.1%})"
     )
+    for kind, acc in results["accuracy_by_question_type"].items():
+        log(f"  {kind:>12}: with images {acc['with_images']:.1%}, blank {acc['blank_images']:.1%}")
     for row in results["samples"][: cfg.sample_questions]:
         log(f"  Q: {row['question']}  A: {row['answer']}  (ref: {row['reference']})")
     return results

@@ -83,6 +83,7 @@ class TrainConfig:
     zero_grad_patience: int = 20  # stop when the gradient norm is 0 this many optimizer steps in a row
     sample_questions: int = 4  # end-of-run answers logged (from the eval data)
     final_eval: bool = True  # eval_results.json: accuracy with / without images on the eval data
+    final_eval_samples: int = 200
 
     def resolved_stages(self) -> list[StageConfig]:
         return self.stages or [StageConfig(recipe=self.recipe, lr=self.lr, steps=self.steps)]

@@ -37,8 +37,8 @@ def preflight(model, batch: dict[str, torch.Tensor]) -> str:
     model.zero_grad(set_to_none=True)
     model(**batch).loss.backward()
     dead = []
-    for name, module in (("connector", model.model.connector), ("vision", model.model.vision_model),
-                         ("text", model.model.text_model)):
+    inner = (model.get_base_model() if hasattr(model, "get_base_model") else model).model  # PEFT wraps the model
+    for name, module in (("connector", inner.connector), ("vision", inner.vision_model), ("text", inner.text_model)):
         params = [p for p in module.parameters() if p.requires_grad]
         if params and sum(p.grad.abs().sum().item() for p in params if p.grad is not None) == 0:
             dead.append(name)

@@ -14,14 +14,15 @@ from transformers import AutoProcessor, set_seed
 from smvl import config as configlib
 from smvl.errors import UserError
 from smvl.splice.model import PROVENANCE
-from smvl.train import checkpoints
+from smvl.train import checkpoints, tracking
 from smvl.train.config import TrainConfig
 from smvl.train.data import build_streams, eval_samples
 from smvl.train.recipes import RECIPES
 from smvl.train.trainer import run_stage
 
 # Keys that may change between a run and its resumption without making it another run.
-VOLATILE = {"output_dir", "report_to", "run_name", "data.num_workers", "final_eval", "sample_questions", "log_every"}
+VOLATILE = {"output_dir", "report_to", "run_name", "data.num_workers", "final_eval", "final_eval_samples",
+            "sample_questions", "log_every"}
 
 
 def flat(d: dict, prefix: str = "") -> dict:
@@ -58,6 +59,7 @@ def validate(cfg: TrainConfig) -> None:
             raise UserError(f"stage {i}: steps and lr must be positive (got {stage.steps}, {stage.lr})")
     if cfg.report_to not in ("none", "tensorboard", "swanlab"):
         raise UserError(f"report_to={cfg.report_to!r}; choose none, tensorboard or swanlab")
+    tracking.require(cfg.report_to)
     if cfg.batch_size < 1 or cfg.grad_accum < 1:
         raise UserError("batch_size and grad_accum must be >= 1")
 
@@ -139,8 +141,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
     if cfg.final_eval:
         from smvl.eval.image_use import demo_report
 
-        results = demo_report(final, eval_samples(cfg), cfg, log)
+        results = demo_report(final, eval_samples(cfg)[: cfg.final_eval_samples], cfg, log)
         (out / "eval_results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+        tracking.log_samples(cfg.report_to, results["samples"][: cfg.sample_questions], out, cfg.run_name)
     return final
 
 

@@ -1,0 +1,110 @@
+"""`smvl chat`: one question, or an interactive session with history, images and thinking on/off."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from smvl.data.images import load_image
+from smvl.data.sample import BadSample
+from smvl.infer.generate import generate_stream
+
+DIM, RESET = "\033[2m", "\033[0m"
+HELP = "/image PATH  attach an image to the next question | /think on|off | /reset | /exit"
+
+
+class ThinkStyler:
+    """Dims (or hides) the text between <think> and </think> while it streams, tags split across pieces too."""
+
+    def __init__(self, hide: bool, colour: bool):
+        self.hide, self.colour, self.inside, self.pending = hide, colour, False, ""
+
+    def __call__(self, piece: str) -> str:
+        text, out = self.pending + piece, []
+        self.pending = ""
+        while text:
+            tag = "</think>" if self.inside else "<think>"
+            at = text.find(tag)
+            if at < 0:
+                keep = next((k for k in range(len(tag) - 1, 0, -1) if text.endswith(tag[:k])), 0)
+                body, self.pending = (text[:-keep], text[-keep:]) if keep else (text, "")
+                out.append(self._style(body))
+                break
+            out.append(self._style(text[:at]))
+            text = text[at + len(tag):]
+            self.inside = not self.inside
+            if self.colour and not self.hide:
+                out.append(DIM if self.inside else RESET)
+        return "".join(out)
+
+    def _style(self, body: str) -> str:
+        return "" if (self.inside and self.hide) else body
+
+
+class Chat:
+    def __init__(self, model, processor, system: str | None, thinking: bool, hide_thinking: bool, options: dict,
+                 out=None):
+        self.model, self.processor, self.options = model, processor, options
+        self.out = out or sys.stdout
+        self.system, self.thinking, self.hide = system, thinking, hide_thinking
+        self.reset()
+
+    def reset(self) -> None:
+        self.messages = [{"role": "system", "content": self.system}] if self.system else []
+        self.images, self.pending_images = [], []
+
+    def attach(self, path: str) -> None:
+        self.pending_images.append(load_image(Path(path).expanduser()))
+
+    def ask(self, question: str) -> str:
+        parts = [{"type": "image"} for _ in self.pending_images] + [{"type": "text", "text": question}]
+        self.messages.append({"role": "user", "content": parts})
+        self.images += self.pending_images
+        self.pending_images = []
+        style = ThinkStyler(self.hide, colour=self.out.isatty())
+        pieces = []
+        for piece in generate_stream(self.model, self.processor, self.messages, self.images, self.thinking,
+                                     **self.options):
+            pieces.append(piece)
+            self.out.write(style(piece))
+            self.out.flush()
+        self.out.write((RESET if self.out.isatty() else "") + "\n")
+        answer = "".join(pieces).strip()
+        self.messages.append({"role": "assistant", "content": answer})
+        return answer
+
+    def command(self, line: str) -> bool:
+        """Handle a /command; False to stop the session."""
+        name, _, arg = line.partition(" ")
+        if name == "/exit":
+            return False
+        if name == "/reset":
+            self.reset()
+            print("(history cleared)", file=self.out)
+        elif name == "/think" and arg.strip() in ("on", "off"):
+            self.thinking = arg.strip() == "on"
+            print(f"(thinking {arg.strip()})", file=self.out)
+        elif name == "/image" and arg.strip():
+            try:
+                self.attach(arg.strip())
+                print(f"(image attached: {arg.strip()})", file=self.out)
+            except BadSample as exc:
+                print(f"(cannot use {arg.strip()}: {exc})", file=self.out)
+        else:
+            print(HELP, file=self.out)
+        return True
+
+    def repl(self, read=input) -> None:
+        print(HELP, file=self.out)
+        while True:
+            try:
+                line = read("> ").strip()
+            except EOFError:
+                return
+            if not line:
+                continue
+            if line.startswith("/"):
+                if not self.command(line):
+                    return
+                continue
+            self.ask(line)
