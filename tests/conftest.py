@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The tiny preset's cache goes to a scratch folder (subprocesses inherit it), never the user's ~/.cache.
+os.environ.setdefault("SMVL_CACHE", tempfile.mkdtemp(prefix="smvl-cache-"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch.set_num_threads(2)
 

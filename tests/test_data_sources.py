@@ -143,3 +143,25 @@ def test_data_inspect_cli(capsys):
     out = capsys.readouterr().out
     assert "samples read: 20" in out and "image tokens per sample" in out and "【" in out
     assert "<image 1 tile" in out or "<image 2x2 tiles" in out
+
+
+def test_shards_are_disjoint_and_cover_the_split(cauldron, tmp_path):
+    for spec, opts in ((str(cauldron), {"subsets": "cocoqa,ai2d", "holdout": 0.2}), ("synthetic", {"max_samples": 30})):
+        whole = {s.id for s in open_source(spec, **opts)}
+        parts = [{s.id for s in open_source(spec, shard=(k, 3), **opts)} for k in range(3)]
+        assert set().union(*parts) == whole and sum(map(len, parts)) == len(whole)
+        held = {s.id for s in open_source(spec, "test", **opts)}
+        assert not held & whole
+
+
+def test_count_holdout_stops_reading_early(cauldron, monkeypatch):
+    import smvl.data.cauldron as cauldron_module
+
+    decoded = []
+    real = cauldron_module.row_to_sample
+    monkeypatch.setattr(cauldron_module, "row_to_sample", lambda *a: decoded.append(a[1]) or real(*a))
+    assert len(list(open_source(str(cauldron), "test", subsets="cocoqa", holdout=4))) == 4
+    assert len(decoded) == 4
+    decoded.clear()
+    list(open_source(str(cauldron), "train", subsets="cocoqa", holdout=4, shard=(1, 2)))
+    assert len(decoded) == 18  # only this shard's rows are decoded

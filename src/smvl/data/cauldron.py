@@ -8,7 +8,6 @@ skipped and counted, not fatal.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,22 +58,12 @@ def _hub_rows(subset: str, streaming: bool) -> Iterator[dict]:
     yield from load_dataset(HUB_ID, subset, split="train", streaming=streaming)
 
 
-def _held_out(subset: str, index: int, seed: int, holdout: float) -> bool:
-    """Fraction hold-outs by a stable hash of (seed, subset, row): same split whatever the order of reading."""
-    digest = hashlib.blake2b(f"{seed}:{subset}:{index}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 < holdout
-
-
-def _subset_samples(subset: str, rows: Iterator[dict], split: str, holdout: float, seed: int,
-                    skips: SkipLog) -> Iterator[Sample]:
-    """Count hold-outs take each subset's first rows in file order; fractions take a stable hash."""
-    count = int(holdout) if holdout >= 1 else None
+def _subset_samples(subset: str, rows: Iterator[dict], select, skips: SkipLog) -> Iterator[Sample]:
     try:
         for index, row in enumerate(rows):
-            test = index < count if count is not None else _held_out(subset, index, seed, holdout)
-            if test != (split == "test"):
-                if count is not None and split == "test":
-                    return
+            if select.exhausted(index):
+                return
+            if not select(index):
                 continue
             sid = f"{subset}:{index}"
             try:
@@ -90,7 +79,8 @@ def _subset_samples(subset: str, rows: Iterator[dict], split: str, holdout: floa
 
 def cauldron_samples(root: str | Path | None, subsets: str = "all", split: str = "train", holdout: float = 64,
                      weights: str | None = None, seed: int = 0, max_samples: int | None = None,
-                     streaming: bool = True, skips: SkipLog | None = None) -> Iterator[Sample]:
+                     streaming: bool = True, skips: SkipLog | None = None,
+                     shard: tuple[int, int] = (0, 1)) -> Iterator[Sample]:
     """Samples of the chosen subsets, mixed by `weights` (or read one subset after another)."""
     skips = skips if skips is not None else SkipLog()
     if root is not None:
@@ -107,7 +97,9 @@ def cauldron_samples(root: str | Path | None, subsets: str = "all", split: str =
             raise ValueError("name the subsets to read from the hub, e.g. cauldron:cocoqa,ai2d")
         names = [s.strip() for s in subsets.split(",") if s.strip()]
         rows = {n: _hub_rows(n, streaming) for n in names}
-    streams = {n: _subset_samples(n, rows[n], split, holdout, seed, skips) for n in names}
+    from smvl.data.sources import Selector
+
+    streams = {n: _subset_samples(n, rows[n], Selector(n, split, holdout, seed, shard), skips) for n in names}
     mixed = weighted_interleave(streams, parse_weights(weights, names), seed) if weights else (
         s for n in names for s in streams[n])
     for i, sample in enumerate(mixed):

@@ -82,8 +82,9 @@ def bench(spec: str, processor, limit: int, workers: int, batch_size: int = 8, s
     from smvl.data.stream import BatchStream
 
     encoder = Encoder(processor, CollateOptions())
-    samples = list(open_source(spec, seed=seed, max_samples=limit))
-    stream = BatchStream(lambda epoch: samples, encoder, batch_size, encoder.options, epochs=1)
+    # Reading and decoding happen inside the timed loop (and inside the workers), as in training.
+    stream = BatchStream(lambda epoch, shard: open_source(spec, seed=seed, max_samples=limit, holdout=0, shard=shard),
+                         encoder, batch_size, encoder.options, epochs=1)
     start = time.perf_counter()
     count = sum(b["input_ids"].shape[0] for b in DataLoader(stream, batch_size=None, num_workers=workers))
     seconds = time.perf_counter() - start

@@ -63,11 +63,16 @@ def to_sample(record, sid: str, base_dir: Path, source: str) -> Sample:
     raise BadSample("missing fields", "a record needs `messages` (smvl) or `conversations` (LLaVA)")
 
 
-def read_chat_file(path: str | Path, skips: SkipLog) -> Iterator[Sample]:
+def read_chat_file(path: str | Path, skips: SkipLog, select=None) -> Iterator[Sample]:
+    """Samples of one file; `select` (a sources.Selector: split and shard) is asked before anything is decoded."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")
-    for sid, record in _records(path):
+    for index, (sid, record) in enumerate(_records(path)):
+        if select is not None and select.exhausted(index):
+            return
+        if select is not None and not select(index):
+            continue
         try:
             sample = to_sample(record, sid, path.parent, f"file:{path.name}")
         except BadSample as exc:

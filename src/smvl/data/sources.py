@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,19 +30,32 @@ def _validated(samples, skips: SkipLog) -> Iterator[Sample]:
         yield sample
 
 
-def _held_out_split(samples: Iterator[Sample], split: str, holdout: float) -> Iterator[Sample]:
-    """Files: the first `holdout` records (a count) or every 1/holdout-th (a fraction) form the test split."""
+def in_split(key: str, index: int, split: str, holdout: float, seed: int) -> bool:
+    """Hold-outs by count take the first `holdout` records; by fraction, a stable hash of (seed, key, index), so
+    the split is the same whatever the order of reading."""
     if holdout >= 1:
-        for i, s in enumerate(samples):
-            if (i < holdout) == (split == "test"):
-                yield s
-            elif split == "test":
-                return
-        return
-    period = max(1, round(1 / holdout)) if holdout > 0 else None
-    for i, s in enumerate(samples):
-        if (period is not None and i % period == 0) == (split == "test"):
-            yield s
+        test = index < holdout
+    else:
+        digest = hashlib.blake2b(f"{seed}:{key}:{index}".encode(), digest_size=8).digest()
+        test = int.from_bytes(digest, "big") / 2**64 < holdout
+    return test == (split == "test")
+
+
+class Selector:
+    """Decides per record index, before the record is decoded: its split, then every n-th for the shard."""
+
+    def __init__(self, key: str, split: str, holdout: float, seed: int, shard: tuple[int, int]):
+        self.key, self.split, self.holdout, self.seed = key, split, holdout, seed
+        self.position, self.stride = shard
+        self.kept = itertools.count()
+
+    def __call__(self, index: int) -> bool:
+        return in_split(self.key, index, self.split, self.holdout, self.seed) and \
+            next(self.kept) % self.stride == self.position
+
+    def exhausted(self, index: int) -> bool:
+        """A count hold-out's test split ends at record `holdout`: no need to read the rest of a 169 GB set."""
+        return self.split == "test" and self.holdout >= 1 and index >= self.holdout
 
 
 def _capped(samples: Iterator[Sample], cap: int | None) -> Iterator[Sample]:
@@ -52,27 +67,33 @@ def _capped(samples: Iterator[Sample], cap: int | None) -> Iterator[Sample]:
 
 def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, seed: int = 0,
                 max_samples: int | None = None, subsets: str = "all", weights: str | None = None,
-                holdout: float = 64, streaming: bool = True) -> Iterator[Sample]:
-    """Samples of `spec` for `split` ("train" or "test"); bad ones are skipped and counted in `skips`."""
-    skips = skips if skips is not None else SkipLog()
-    if spec == "synthetic":
-        from smvl.data.synthetic import synthetic_samples
+                holdout: float = 64, streaming: bool = True, shard: tuple[int, int] = (0, 1)) -> Iterator[Sample]:
+    """Samples of `spec` for `split` ("train" or "test"); bad ones are skipped and counted in `skips`.
 
-        return _validated(synthetic_samples(split=split, n=max_samples or 1000, seed=seed), skips)
+    `shard=(k, n)` yields every n-th record from the k-th, choosing before any image is decoded, so processes and
+    DataLoader workers each decode only their own share; `max_samples` is then shared out between the shards.
+    """
+    skips = skips if skips is not None else SkipLog()
+    cap = -(-max_samples // shard[1]) if max_samples is not None else None
+    if spec == "synthetic":
+        from smvl.data.synthetic import make_sample
+
+        n = max_samples or 1000
+        return _validated((make_sample(split, seed, i) for i in range(shard[0], n, shard[1])), skips)
     if spec.startswith("cauldron:") or spec == "HuggingFaceM4/the_cauldron":
         from smvl.data.cauldron import cauldron_samples
 
         names = spec.partition(":")[2] or subsets
-        return cauldron_samples(None, names, split, holdout, weights, seed, max_samples, streaming, skips)
+        return cauldron_samples(None, names, split, holdout, weights, seed, cap, streaming, skips, shard)
     path = Path(spec)
     if path.is_dir():
         from smvl.data.cauldron import cauldron_samples
 
-        return cauldron_samples(path, subsets, split, holdout, weights, seed, max_samples, streaming, skips)
+        return cauldron_samples(path, subsets, split, holdout, weights, seed, cap, streaming, skips, shard)
     if path.suffix in (".jsonl", ".json"):
         from smvl.data.jsonl import read_chat_file
 
-        return _capped(_held_out_split(read_chat_file(path, skips), split, holdout), max_samples)
+        return _capped(read_chat_file(path, skips, Selector(path.name, split, holdout, seed, shard)), cap)
     if "/" in spec or path.suffix:
         raise FileNotFoundError(f"data source {spec} does not exist")
     raise ValueError(f"unknown data source {spec!r}: use synthetic, a .jsonl/.json file, a the_cauldron folder, "

@@ -1,8 +1,9 @@
 """Samples -> encoded -> collated batches, as one iterable the trainer and evaluator consume.
 
 An IterableDataset rather than a map-style one: the_cauldron streams (169 GB never sits in memory), bad samples are
-skipped inline and counted, and length grouping works on a rolling buffer. Each (rank, worker) takes every n-th
-sample, so processes never see the same sample and no batch has to be split across processes.
+skipped inline and counted, and length grouping works on a rolling buffer. Each (rank, worker) asks the source for
+its own shard (every n-th record, chosen before decoding), so processes never see the same sample, never decode
+another's images, and no batch has to be split across processes.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ def length_grouped(items: list[Encoded], batch_size: int, rng: random.Random) ->
 
 
 class BatchStream(IterableDataset):
-    """Yields collated batches from `samples(epoch)`; `epochs=None` repeats forever (the trainer counts steps)."""
+    """Yields collated batches from `samples(epoch, shard)`; `epochs=None` repeats forever (the trainer counts
+    steps)."""
 
     def __init__(
         self,
-        samples: Callable[[int], Iterable[Sample]],
+        samples: Callable[[int, tuple[int, int]], Iterable[Sample]],
         encoder: Encoder,
         batch_size: int,
         options: CollateOptions,
@@ -58,10 +60,7 @@ class BatchStream(IterableDataset):
         return self.rank * workers + worker, self.world_size * workers
 
     def encoded(self, epoch: int) -> Iterator[Encoded]:
-        index, stride = self._shard()
-        for i, sample in enumerate(self.samples(epoch)):
-            if i % stride != index:
-                continue
+        for i, sample in enumerate(self.samples(epoch, self._shard())):
             try:
                 enc = self.encoder(sample)
             except BadSample as exc:

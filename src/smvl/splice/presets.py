@@ -79,8 +79,12 @@ def tiny_sources(root: Path | None = None) -> Path:
         build_tiny_vision(tmp / "vision")
     finally:
         logging.enable_progress_bar()
-    shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
+    try:
+        tmp.rename(root)
+    except OSError:  # another process finished the same build first; its copy is identical
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (root / "text" / "config.json").is_file():
+            raise
     return root
 
 

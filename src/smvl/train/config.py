@@ -30,7 +30,8 @@ class DataConfig:
     max_samples: int | None = None
     text_only: str | None = None  # a text-only source mixed in at text_only_ratio
     text_only_ratio: float = 0.0
-    streaming: bool = False
+    streaming: bool = True  # hub datasets: stream rather than download whole subsets
+    shuffle_buffer: int = 1000  # samples held for shuffling streamed sources
     synthetic_train: int = 3000
     synthetic_test: int = 200
     max_length: int = 1024

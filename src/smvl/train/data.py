@@ -17,15 +17,16 @@ def collate_options(cfg: TrainConfig) -> CollateOptions:
                           max_images=d.max_images, retile=d.retile)
 
 
-def _open(cfg: TrainConfig, spec: str, split: str, skips: SkipLog):
+def _open(cfg: TrainConfig, spec: str, split: str, skips: SkipLog, shard: tuple[int, int] = (0, 1), seed=None):
     from smvl.data.sources import open_source
 
     d = cfg.data
     n = d.synthetic_train if split == "train" else d.synthetic_test
     holdout = d.holdout if d.eval is None else 0  # an explicit eval source: nothing held out of either
     return open_source(
-        spec, split=split, skips=skips, seed=cfg.seed, subsets=d.subsets, weights=d.weights, holdout=holdout,
-        max_samples=d.max_samples if spec != "synthetic" else n, streaming=d.streaming,
+        spec, split=split, skips=skips, seed=cfg.seed if seed is None else seed, subsets=d.subsets,
+        weights=d.weights, holdout=holdout, max_samples=d.max_samples if spec != "synthetic" else n,
+        streaming=d.streaming, shard=shard,
     )
 
 
@@ -35,30 +36,45 @@ def eval_samples(cfg: TrainConfig, skips: SkipLog | None = None) -> list:
     return list(_open(cfg, spec, "test" if cfg.data.eval is None else "train", skips))
 
 
+def shuffle_buffer(samples, size: int, rng: random.Random):
+    """Approximate shuffling of a stream with a bounded buffer (the whole set never has to be in memory)."""
+    buffer = []
+    for sample in samples:
+        buffer.append(sample)
+        if len(buffer) >= size:
+            yield buffer.pop(rng.randrange(len(buffer)))
+    rng.shuffle(buffer)
+    yield from buffer
+
+
 def train_samples(cfg: TrainConfig, skips: SkipLog):
-    """`epoch -> samples`: a materialised source is reshuffled each epoch; a streaming one is re-read in order."""
+    """`(epoch, shard) -> samples`. The synthetic set is small: made once, reshuffled each epoch. Every other
+    source is re-read each epoch, only this shard's records decoded, through a seeded shuffle buffer."""
     d = cfg.data
-    if d.streaming:
-        def stream(epoch: int):
-            yield from _mix(cfg, _open(cfg, d.train, "train", skips), epoch)
-        return stream
-    samples = list(_open(cfg, d.train, "train", skips))
+    if d.train == "synthetic":
+        samples = list(_open(cfg, d.train, "train", skips))
 
-    def shuffled(epoch: int):
-        order = list(range(len(samples)))
-        random.Random(cfg.seed * 7919 + epoch).shuffle(order)
-        yield from _mix(cfg, (samples[i] for i in order), epoch)
-    return shuffled
+        def shuffled(epoch: int, shard: tuple[int, int]):
+            order = list(range(len(samples)))
+            random.Random(cfg.seed * 7919 + epoch).shuffle(order)
+            yield from _mix(cfg, (samples[i] for i in order[shard[0]::shard[1]]), epoch, shard)
+        return shuffled
+
+    def stream(epoch: int, shard: tuple[int, int]):
+        rng = random.Random(cfg.seed * 7919 + epoch * 104_729 + shard[0])
+        samples = shuffle_buffer(_open(cfg, d.train, "train", skips, shard), d.shuffle_buffer, rng)
+        yield from _mix(cfg, samples, epoch, shard)
+    return stream
 
 
-def _mix(cfg: TrainConfig, samples, epoch: int):
+def _mix(cfg: TrainConfig, samples, epoch: int, shard: tuple[int, int]):
     d = cfg.data
     if not d.text_only or d.text_only_ratio <= 0:
         return samples
     from smvl.data.mixing import mix_text_only
 
-    text = _open(cfg, d.text_only, "train", SkipLog(d.max_skip_fraction))
-    return mix_text_only(samples, text, d.text_only_ratio, seed=cfg.seed + epoch)
+    text = _open(cfg, d.text_only, "train", SkipLog(d.max_skip_fraction), shard, seed=cfg.seed + epoch)
+    return mix_text_only(samples, text, d.text_only_ratio, seed=cfg.seed + epoch * 31 + shard[0])
 
 
 def build_streams(cfg: TrainConfig, processor):
@@ -70,5 +86,5 @@ def build_streams(cfg: TrainConfig, processor):
                         world_size=world, skips=skips, **common)
     held_out = eval_samples(cfg, skips)
     # Every rank evaluates the whole held-out set: equal batch counts keep the collectives in step.
-    evaluation = BatchStream(lambda epoch: held_out, group_by_length=False, epochs=1, **common)
+    evaluation = BatchStream(lambda epoch, shard: held_out, group_by_length=False, epochs=1, **common)
     return (train, evaluation), skips
