@@ -152,3 +152,18 @@ def test_sample_answers_table():
 
     rows = [{"question": "图中有几个物体？", "answer": "三个", "reference": "三个", "answer_blank": "一个"}]
     assert table(rows).splitlines()[2] == "| 图中有几个物体？ | 三个 | 三个 | 一个 |"
+
+
+def test_shipped_configs_load_and_demo_yaml_is_the_default():
+    from pathlib import Path
+
+    from smvl.train.config import TrainConfig
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    assert load_config(str(root / "demo.yaml"), []) == TrainConfig()
+    staged = load_config(str(root / "staged.yaml"), [])
+    assert [(s.recipe, s.lr) for s in staged.resolved_stages()] == [
+        ("connector", 1e-4), ("vision+connector", 5e-5), ("full", 1e-5)]
+    cocoqa = load_config(str(root / "cocoqa.yaml"), ["--steps", "10"])
+    assert (cocoqa.recipe, cocoqa.lr, cocoqa.batch_size, cocoqa.grad_accum, cocoqa.steps) == ("connector", 1e-4, 1, 4, 10)
+    assert load_config(str(root / "full.yaml"), []).data.max_samples == 60000
