@@ -1,4 +1,4 @@
-"""`smvl chat`."""
+"""`smvl chat` and `smvl infer`."""
 
 from __future__ import annotations
 
@@ -31,6 +31,23 @@ def cmd_chat(args) -> int:
     return 0
 
 
+def cmd_infer(args) -> int:
+    from pathlib import Path
+
+    from smvl.infer.batch import run_batch_inference
+    from smvl.infer.generate import load
+
+    source = Path(args.input)
+    if not source.is_file():
+        raise UserError(f"input file {source} does not exist")
+    model, processor = load(args.model, args.dtype, args.device)
+    written, skips = run_batch_inference(model, processor, source, Path(args.output), args.batch_size,
+                                         thinking=args.thinking, max_new_tokens=args.max_new_tokens)
+    print(f"answered {written} question(s) -> {args.output}")
+    print(skips.table())
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("chat", help="chat with a model, streaming; one-shot when a question is given")
     p.add_argument("model", help="model folder")
@@ -47,3 +64,14 @@ def register(sub) -> None:
     p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_chat, accepts_overrides=True)
+
+    p = sub.add_parser("infer", help="answer a JSONL file of questions in batches (resumable)")
+    p.add_argument("model", help="model folder")
+    p.add_argument("--input", required=True, help="JSONL: {id, question|messages, image|images}")
+    p.add_argument("--output", required=True, help="JSONL answers, appended; ids already there are skipped")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--thinking", action=__import__("argparse").BooleanOptionalAction, default=False)
+    p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_infer)
