@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "smvl.data.commands",
     "smvl.train.commands",
     "smvl.infer.commands",
+    "smvl.serve.commands",
 ]
 
 

@@ -68,9 +68,12 @@ def generate_batch(model, processor, conversations: list[list[dict]], images: li
 def generate_stream(model, processor, messages: list[dict], images: list[Image.Image], thinking: bool = False,
                     **options) -> Iterator[str]:
     """Text pieces as they are generated (the `<think>` tags included, so callers can style them)."""
+    return stream_inputs(model, processor, inputs_for(model, processor, [messages], [images], thinking), **options)
+
+
+def stream_inputs(model, processor, inputs, **options) -> Iterator[str]:
     from transformers import TextIteratorStreamer
 
-    inputs = inputs_for(model, processor, [messages], [images], thinking)
     streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=False)
     end_tokens = {processor.tokenizer.eos_token, processor.tokenizer.pad_token}
     worker = Thread(target=model.generate, kwargs={**inputs, **sampling(**options), "streamer": streamer})
