@@ -26,3 +26,11 @@ def test_batch_inference_is_resumable(tiny_model, tmp_path, capsys):
     assert sorted(r["id"] for r in rows) == ["q1", "q2", "q3", "q4", "text"]
     assert main(args) == 0
     assert "answered 0 question(s)" in capsys.readouterr().out
+
+
+def test_bench_generate_prints_batch_1_and_n(tiny_model, capsys):
+    assert main(["bench", "generate", str(tiny_model), "--batch", "3", "--new-tokens", "4"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[1].split()[:2] == ["batch", "seconds"]
+    one, three = rows[2].split(), rows[3].split()
+    assert one[0] == "1" and one[-1] == "ms" and three[0] == "3" and float(three[2]) > 0
