@@ -124,3 +124,16 @@ def test_load_mixed_requests_keep_the_server_up_without_leaking(server):
         assert httpx.get(server + "/health").json()["busy"] == 0
     # the first round warms caches and allocator pools; after it, memory must stay flat
     assert rss[3] - rss[1] < 100 * 2**20, [r // 2**20 for r in rss]
+
+
+def test_a_client_that_leaves_mid_stream_frees_its_slot(server):
+    import time
+
+    body = {"messages": user(), "max_tokens": 32, "stream": True}
+    with httpx.stream("POST", server + "/v1/chat/completions", json=body, timeout=60) as response:
+        assert response.status_code == 200
+        next(response.iter_lines())
+    deadline = time.time() + 30
+    while httpx.get(server + "/health").json()["busy"] and time.time() < deadline:
+        time.sleep(0.1)
+    assert httpx.get(server + "/health").json()["busy"] == 0

@@ -107,11 +107,16 @@ def create_app(model, processor, model_name: str, limits: Limits | None = None, 
             return error(exc)
         pieces: asyncio.Queue = asyncio.Queue()
 
+        def release() -> None:
+            state["busy"] -= 1
+
         def produce():
+            # The slot is released when generation ends, whether or not the client is still listening.
             try:
                 for piece in stream_inputs(model, processor, inputs, **options(req)):
                     loop.call_soon_threadsafe(pieces.put_nowait, piece)
             finally:
+                loop.call_soon_threadsafe(release)
                 loop.call_soon_threadsafe(pieces.put_nowait, None)
 
         def chunk(delta: dict, finish: str | None = None) -> str:
@@ -120,17 +125,13 @@ def create_app(model, processor, model_name: str, limits: Limits | None = None, 
             return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
         async def events():
-            job = loop.run_in_executor(worker, produce)
-            try:
-                yield chunk({"role": "assistant", "content": ""})
-                while (piece := await pieces.get()) is not None:
-                    yield chunk({"content": piece})
-                yield chunk({}, "stop")
-                yield "data: [DONE]\n\n"
-            finally:
-                await job
-                state["busy"] -= 1
+            yield chunk({"role": "assistant", "content": ""})
+            while (piece := await pieces.get()) is not None:
+                yield chunk({"content": piece})
+            yield chunk({}, "stop")
+            yield "data: [DONE]\n\n"
 
+        loop.run_in_executor(worker, produce)
         return StreamingResponse(events(), media_type="text/event-stream")
 
     return app
