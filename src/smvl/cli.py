@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "smvl.train.commands",
     "smvl.infer.commands",
     "smvl.serve.commands",
+    "smvl.eval.commands",
     "smvl.bench.commands",
 ]
 

@@ -1,0 +1,97 @@
+"""results.json -> report.md with a side-by-side table and PNG plots (accuracy per subset, loss curves)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CONDITIONS = ("with_images", "blank_images", "shuffled_images")
+
+
+def loss_curves(run: Path) -> tuple[list, list]:
+    """(train, eval) (step, loss) pairs from the newest trainer_state.json under a run folder."""
+    states = sorted(run.glob("stage-*/checkpoint-*/trainer_state.json"),
+                    key=lambda p: (p.parts[-3], int(p.parent.name.split("-")[1])))
+    if not states:
+        return [], []
+    history = json.loads(states[-1].read_text())["log_history"]
+    return ([(h["step"], h["loss"]) for h in history if "loss" in h],
+            [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h])
+
+
+def plot_accuracy(models: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    subsets = sorted({s for m in models for s in m["per_subset"]})
+    fig, ax = plt.subplots(figsize=(max(4, 1.6 * len(subsets) * len(models)), 3.5))
+    width = 0.8 / (2 * len(models))
+    for k, m in enumerate(models):
+        for j, condition in enumerate(("with_images", "blank_images")):
+            offset = (2 * k + j) * width
+            values = [m["per_subset"].get(s, {}).get(condition, 0.0) for s in subsets]
+            ax.bar([i + offset for i in range(len(subsets))], values, width,
+                   label=f"{m['name']} {condition.replace('_', ' ')}")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(subsets))], subsets)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_loss(train: list, evals: list, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals), marker="o", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(models: list[dict], out: Path, run: Path | None = None) -> Path:
+    lines = ["# smvl evaluation", "", "| | " + " | ".join(m["name"] for m in models) + " |",
+             "| --- |" + " --- |" * len(models)]
+    rows = [("samples", "n", "{:d}"), ("accuracy with images", "accuracy_with_images", "{:.1%}"),
+            ("accuracy with blank images", "accuracy_blank_images", "{:.1%}"),
+            ("accuracy with shuffled images", "accuracy_shuffled_images", "{:.1%}"),
+            ("majority-answer baseline", "majority_baseline", "{:.1%}"), ("eval loss", "eval_loss", "{:.4f}")]
+    for label, key, fmt in rows:
+        lines.append(f"| {label} | " + " | ".join(fmt.format(m[key]) for m in models) + " |")
+    for m in models:
+        r = m.get("retention", {})
+        if "identical_greedy" in r:
+            lines.append(f"| text retention ({m['name']}) | identical greedy {r['identical_greedy']:.0%}, "
+                         f"mean KL {r['mean_kl']:.4g} |" + " |" * (len(models) - 1))
+    subsets = sorted({s for m in models for s in m["per_subset"]})
+    lines += ["", "## Per subset (with images / blank images)", "",
+              "| subset | metric | " + " | ".join(m["name"] for m in models) + " |",
+              "| --- | --- |" + " --- |" * len(models)]
+    for s in subsets:
+        cells = [f"{m['per_subset'][s]['with_images']:.1%} / {m['per_subset'][s]['blank_images']:.1%}"
+                 if s in m["per_subset"] else "-" for m in models]
+        metric = next(m["per_subset"][s]["metric"] for m in models if s in m["per_subset"])
+        lines.append(f"| {s} | {metric} | " + " | ".join(cells) + " |")
+    plot_accuracy(models, out / "accuracy.png")
+    lines += ["", "![accuracy per subset](accuracy.png)"]
+    if run is not None:
+        train, evals = loss_curves(run)
+        if train or evals:
+            plot_loss(train, evals, out / "loss.png")
+            lines += ["", f"## Loss curves of {run}", "", "![loss](loss.png)"]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,66 @@
+"""Text-ability retention: the spliced model against its source LLM on text-only prompts.
+
+Reports the share of prompts whose greedy answers are identical and the mean KL(source || spliced) of the
+next-token distributions along the source's greedy answer (teacher-forced). Connector-only training must give
+100% identical and KL 0; other recipes show their drift here.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from smvl.infer.generate import generate_batch
+
+PROMPTS = [
+    "你好，请用一句话介绍你自己。",
+    "中国的首都是哪里？",
+    "请把“我喜欢读书”翻译成英文。",
+    "1加1等于几？",
+    "写一首关于春天的两句诗。",
+    "What is the capital of France?",
+    "Explain photosynthesis in one sentence.",
+    "列出三种常见的水果。",
+]
+
+
+@torch.no_grad()
+def retention(model, processor, llm, prompts: list[str] = PROMPTS, max_new_tokens: int = 24) -> dict:
+    conversations = [[{"role": "user", "content": p}] for p in prompts]
+    ours = generate_batch(model, processor, conversations, [[] for _ in prompts], max_new_tokens=max_new_tokens)
+    theirs = generate_batch(llm, processor, conversations, [[] for _ in prompts], max_new_tokens=max_new_tokens)
+    tok = processor.tokenizer
+    kls = []
+    for conversation, answer in zip(conversations, theirs):
+        text = tok.apply_chat_template(conversation, chat_template=processor.chat_template, tokenize=False,
+                                       add_generation_prompt=True, enable_thinking=False)
+        prompt_ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        ids = tok(text + answer, add_special_tokens=False, return_tensors="pt")["input_ids"].to(model.device)
+        start = prompt_ids.shape[1] - 1
+        p = torch.log_softmax(llm(input_ids=ids.to(llm.device)).logits[0, start:].float(), -1)
+        q = torch.log_softmax(model(input_ids=ids).logits[0, start:].float(), -1).to(p.device)
+        kls.append(torch.sum(p.exp() * (p - q), -1).mean().item())
+    return {
+        "prompts": len(prompts),
+        "identical_greedy": sum(a == b for a, b in zip(ours, theirs)) / len(prompts),
+        "mean_kl": sum(kls) / len(kls),
+        "samples": [{"prompt": p, "model": a, "source": b} for p, a, b in zip(prompts, ours, theirs)],
+    }
+
+
+def load_source_llm(model_dir, text_source: str | None = None):
+    """The LLM a model was spliced from (smvl.json), or None when it is not available here."""
+    import json
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM
+
+    from smvl.splice.sources import SourceError, resolve
+
+    provenance = Path(model_dir) / "smvl.json"
+    source = text_source or (json.loads(provenance.read_text()).get("text_source") if provenance.is_file() else None)
+    if not source:
+        return None, "no text source recorded in smvl.json"
+    try:
+        return AutoModelForCausalLM.from_pretrained(resolve(source), dtype=torch.float32).eval(), source
+    except (SourceError, OSError) as exc:
+        return None, f"source LLM {source} not available: {exc}"
