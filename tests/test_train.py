@@ -150,7 +150,7 @@ def test_tracker_that_is_not_installed_fails_early(tmp_path, monkeypatch):
 def test_sample_answers_table():
     from smvl.train.tracking import table
 
-    rows = [{"question": "图中有几个物体？", "answer": "三个", "reference": "三个", "answer_blank": "一个"}]
+    rows = [{"question": "图中有几个物体？", "with_images": "三个", "reference": "三个", "blank_images": "一个"}]
     assert table(rows).splitlines()[2] == "| 图中有几个物体？ | 三个 | 三个 | 一个 |"
 
 

@@ -97,9 +97,16 @@ def score_model(model_dir: Path, samples: list[Sample], out: Path, metric: str |
         for condition in CONDITIONS:
             entry[condition] /= entry["n"]
     overall = {c: sum(e[c] * e["n"] for e in per_subset.values()) / max(1, len(samples)) for c in CONDITIONS}
+    kinds = [question_kind(s) for s in samples]
+    by_kind = {}
+    for kind in sorted(set(kinds)):
+        rows_of_kind = [(r, q) for r, q, k in zip(rows, questions, kinds) if k == kind]
+        by_kind[kind] = {c: sum(metric_for(r["subset"], metric)[1](r[c], [r["reference"]], q)
+                                for r, q in rows_of_kind) / len(rows_of_kind) for c in CONDITIONS}
     result = {
         "model": str(model_dir), "name": name, "n": len(samples), **{f"accuracy_{k}": v for k, v in overall.items()},
-        "majority_baseline": majority_baseline([question_kind(s) for s in samples], refs, normalize_answer),
+        "majority_baseline": majority_baseline(kinds, refs, normalize_answer),
+        "accuracy_by_question_type": by_kind,
         "eval_loss": eval_loss(model, processor, samples), "per_subset": per_subset, "predictions": rows,
     }
     if retention_check:

@@ -143,7 +143,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
 
         results = demo_report(final, eval_samples(cfg)[: cfg.final_eval_samples], cfg, log)
         (out / "eval_results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
-        tracking.log_samples(cfg.report_to, results["samples"][: cfg.sample_questions], out, cfg.run_name)
+        tracking.log_samples(cfg.report_to, results["predictions"][: cfg.sample_questions], out, cfg.run_name)
     return final
 
 

@@ -19,7 +19,7 @@ def require(report_to: str) -> None:
 
 def table(rows: list[dict]) -> str:
     lines = ["| question | answer | reference | answer (blank image) |", "| --- | --- | --- | --- |"]
-    lines += [f"| {r['question']} | {r['answer']} | {r['reference']} | {r['answer_blank']} |" for r in rows]
+    lines += [f"| {r['question']} | {r['with_images']} | {r['reference']} | {r['blank_images']} |" for r in rows]
     return "\n".join(lines)
 
 
@@ -33,6 +33,6 @@ def log_samples(report_to: str, rows: list[dict], out: Path, run_name: str | Non
         import swanlab
 
         run = swanlab.init(project="smvl", experiment_name=run_name or out.name, reinit=True)
-        swanlab.log({"sample_answers": [swanlab.Text(f"Q: {r['question']}\nA: {r['answer']}\nref: {r['reference']}")
+        swanlab.log({"sample_answers": [swanlab.Text(f"Q: {r['question']}\nA: {r['with_images']}\nref: {r['reference']}")
                                         for r in rows]})
         run.finish()
