@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import resource
 import subprocess
 import sys
 

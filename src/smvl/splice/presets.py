@@ -104,7 +104,7 @@ def build_tiny_tokenizer():
     bpe.train_from_iterator([CORPUS] * 4, trainer)
     model = bpe.model
     vocab = bpe.get_vocab()
-    import json, tempfile
+    import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         model.save(tmp)
