@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections import Counter
 
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 from smvl.cli import main
-from smvl.data.mixing import mix_text_only
+from smvl.data.mixing import mix_text_only, parse_weights, weighted_interleave
 from smvl.data.sample import Sample
 from smvl.data.skips import SkipLog, TooManySkipped
 from smvl.data.sources import open_source
@@ -23,10 +24,21 @@ ROW_TYPE = pa.struct([
 ])
 
 
-def image_bytes(size=(16, 12), colour=(200, 10, 10)) -> bytes:
+def image_bytes(size=(16, 12), colour=(200, 10, 10), fmt="PNG") -> bytes:
     buf = io.BytesIO()
-    Image.new("RGB", size, colour).save(buf, format="PNG")
+    Image.new("RGB", size, colour).save(buf, format=fmt)
     return buf.getvalue()
+
+
+def write_hf_subset(root, name, rows):
+    """As `datasets` writes them (the real download): parquet with the `Image` feature in its metadata."""
+    from datasets import Dataset, Features, List, Value
+    from datasets import Image as ImageFeature
+
+    text = {k: Value("string") for k in ("user", "assistant", "source")}
+    features = Features({"images": List(ImageFeature()), "texts": List(text)})
+    (root / name).mkdir(parents=True)
+    Dataset.from_list(rows, features=features).to_parquet(str(root / name / "train-00000.parquet"))
 
 
 def row(n_images=1, turns=1, answer="a cat", corrupt=False, tiny=False):
@@ -51,6 +63,9 @@ def cauldron(tmp_path):
     write_subset(root, "ai2d", [row(turns=2) for _ in range(20)])
     broken = [row() for _ in range(16)] + [row(corrupt=True), row(tiny=True), row(answer="  "), row(n_images=2)]
     write_subset(root, "vqarad", broken)
+    jpeg = {"images": [{"bytes": image_bytes(fmt="JPEG"), "path": "x.jpg"}],
+            "texts": [{"user": "q", "assistant": "a", "source": "s"}] * 3}
+    write_hf_subset(root, "chartqa", [jpeg] * 9 + [{**jpeg, "images": [{"bytes": b"\xff\xd8trunc", "path": None}]}])
     return root
 
 
@@ -58,13 +73,14 @@ def test_cauldron_folder_all_turns_and_skips(cauldron):
     skips = SkipLog(max_fraction=0.5)
     samples = list(open_source(str(cauldron), subsets="all", holdout=0, skips=skips))
     by_subset = Counter(s.source for s in samples)
-    assert by_subset == {"cocoqa": 40, "ai2d": 20, "vqarad": 18}
+    assert by_subset == {"cocoqa": 40, "ai2d": 20, "vqarad": 18, "chartqa": 9}
     two_turns = next(s for s in samples if s.source == "ai2d")
     assert [m["role"] for m in two_turns.messages] == ["user", "assistant"] * 2
     assert two_turns.messages[0]["content"][0] == {"type": "image"}
     assert next(s for s in samples if len(s.images) == 2).image_parts() == 2
-    assert dict(skips.by_reason) == {"corrupt image": 1, "empty answer": 1}
-    assert "vqarad:16" in skips.table()
+    assert len(next(s for s in samples if s.source == "chartqa").messages) == 6
+    assert dict(skips.by_reason) == {"corrupt image": 2, "empty answer": 1}
+    assert "vqarad:16" in skips.table() and "chartqa:9" in skips.table()
 
 
 def test_holdout_by_count_and_fraction_is_disjoint_and_deterministic(cauldron):
@@ -103,6 +119,8 @@ def test_jsonl_and_llava_files(tmp_path):
                                     {"role": "assistant", "content": "a"}]},
         {"images": ["gone.png"], "messages": [{"role": "user", "content": "<image>"}, {"role": "assistant", "content": "a"}]},
         {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": 3}]},
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": " "}]},
+        {"id": "no-messages", "images": []},
     ]
     path = tmp_path / "data.jsonl"
     path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n{broken json\n")
@@ -111,8 +129,9 @@ def test_jsonl_and_llava_files(tmp_path):
     assert [s.id for s in samples] == ["ok", "data.jsonl:2"]
     assert samples[0].messages[0]["content"] == [{"type": "image"}, {"type": "text", "text": "这是什么？"}]
     assert dict(skips.by_reason) == {"image count mismatch": 1, "missing image file": 1, "non-string content": 1,
-                                     "invalid JSON": 1}
-    assert "data.jsonl:6" in skips.examples["invalid JSON"]
+                                     "invalid JSON": 1, "empty answer": 1, "missing fields": 1}
+    table = skips.table()
+    assert "skipped 6 of 8" in table and "data.jsonl:8" in table and "data.jsonl:7" in table  # file:line, to find it
 
     llava = tmp_path / "llava.json"
     llava.write_text(json.dumps([{"id": "l1", "image": "img.png", "conversations": [
@@ -121,6 +140,16 @@ def test_jsonl_and_llava_files(tmp_path):
     (sample,) = open_source(str(llava), holdout=0)
     assert sample.messages[0]["content"] == [{"type": "image"}, {"type": "text", "text": "What is it?"}]
     assert len(sample.messages) == 4
+
+    shared_gpt = tmp_path / "sharegpt.jsonl"  # LLaVA records one per line: recognised by `conversations`
+    shared_gpt.write_text("\n".join(json.dumps({"image": ["img.png"] * n, "conversations": [
+        {"from": "system", "value": "Be brief."}, {"from": "human", "value": "<image>\n<image> same?"},
+        {"from": "gpt", "value": "Yes."}]}) for n in (2, 1)))
+    skips = SkipLog(max_fraction=1.0)
+    (sample,) = open_source(str(shared_gpt), holdout=0, skips=skips)
+    assert [m["role"] for m in sample.messages] == ["system", "user", "assistant"] and len(sample.images) == 2
+    assert sample.messages[1]["content"] == [{"type": "image"}, {"type": "image"}, {"type": "text", "text": " same?"}]
+    assert skips.examples["image count mismatch"] == ["sharegpt.jsonl:2"]
 
 
 def test_too_many_bad_samples_stop_the_run(tmp_path):
@@ -165,3 +194,44 @@ def test_count_holdout_stops_reading_early(cauldron, monkeypatch):
     decoded.clear()
     list(open_source(str(cauldron), "train", subsets="cocoqa", holdout=4, shard=(1, 2)))
     assert len(decoded) == 18  # only this shard's rows are decoded
+
+
+def test_streaming_equals_non_streaming(cauldron, tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))  # not ~/.cache
+
+    def read(streaming):
+        skips = SkipLog(max_fraction=0.5)
+        got = [(s.id, s.messages, [im.tobytes() for im in s.images])
+               for s in open_source(str(cauldron), subsets="all", holdout=0.2, streaming=streaming, skips=skips)]
+        return got, dict(skips.by_reason)
+
+    assert read(True) == read(False) and len(read(True)[0]) > 50
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_broken_subset_is_skipped_not_fatal(cauldron, tmp_path, monkeypatch, streaming):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    (cauldron / "broken").mkdir()
+    (cauldron / "broken" / "train-00000.parquet").write_bytes(b"PAR1 not really parquet")
+    skips = SkipLog(max_fraction=0.5)
+    samples = list(open_source(str(cauldron), subsets="broken,ai2d", holdout=0, streaming=streaming, skips=skips))
+    assert len(samples) == 20 and skips.by_reason == {"subset failed to load": 1}
+    assert skips.examples["subset failed to load"][0].startswith("broken (")
+
+
+def test_mixture_proportions():
+    def stream(name):
+        return (Sample([], id=f"{name}{k}") for k in range(10**6))
+
+    weights = parse_weights("a:1,b:0.5,c:0", ["a", "b", "c"])
+    draws = list(itertools.islice(weighted_interleave({n: stream(n) for n in "abc"}, weights, seed=1), 6000))
+    counts = Counter(s.id[0] for s in draws)
+    assert "c" not in counts and abs(counts["b"] / counts["a"] - 0.5) < 0.06
+    again = itertools.islice(weighted_interleave({n: stream(n) for n in "abc"}, weights, seed=1), 6000)
+    assert [s.id for s in again] == [s.id for s in draws]
+    with pytest.raises(ValueError, match="unknown subset"):
+        parse_weights("a:1,zz:2", ["a"])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageFile
 
 from smvl.data.images import load_image
 from smvl.data.sample import BadSample
@@ -38,15 +39,38 @@ def test_every_mode_becomes_rgb(mode):
 def test_transparent_pixels_become_white():
     out = load_image(Image.new("RGBA", (4, 4), (255, 0, 0, 0)))
     assert out.getpixel((0, 0)) == (255, 255, 255)
+    assert load_image(Image.new("LA", (4, 4), (0, 0))).getpixel((0, 0)) == (255, 255, 255)
+    palette = Image.new("P", (4, 4), 0)
+    palette.putpalette([0, 0, 0, 255, 0, 0])
+    palette.putpixel((1, 1), 1)
+    palette.info["transparency"] = 0  # index 0 (black) is transparent
+    out = load_image(png(palette))
+    assert out.getpixel((0, 0)) == (255, 255, 255) and out.getpixel((1, 1)) == (255, 0, 0)
+
+
+def test_sixteen_bit_greys_scale_down():
+    grey = Image.fromarray(np.array([[0, 32768, 65535]], dtype=np.uint16))
+    assert [load_image(png(grey)).getpixel((x, 0))[0] for x in range(3)] == [0, 127, 255]
+
+
+def test_cmyk_jpeg_from_disk(tmp_path):
+    (tmp_path / "c.jpg").write_bytes(png(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG"))
+    red = load_image("c.jpg", base_dir=tmp_path).getpixel((4, 4))
+    assert red[0] > 200 and red[1] < 60 and red[2] < 60
 
 
 def test_inputs_of_every_shape(tmp_path):
     data = png(Image.new("RGB", (5, 7), (1, 2, 3)))
     (tmp_path / "a.png").write_bytes(data)
     b64 = base64.b64encode(data).decode()
-    for obj in (data, {"bytes": data, "path": None}, {"bytes": None, "path": "a.png"}, "a.png",
-                f"data:image/png;base64,{b64}", str(tmp_path / "a.png")):
+    for obj in (data, {"bytes": data, "path": None}, {"bytes": None, "path": "a.png"}, "a.png", b64,
+                f"data:image/png;base64,{b64}", str(tmp_path / "a.png"), tmp_path / "a.png",
+                Image.open(io.BytesIO(data))):
         assert load_image(obj, base_dir=tmp_path).getpixel((0, 0)) == (1, 2, 3)
+    jpeg = base64.b64encode(png(Image.new("RGB", (8, 8)), "JPEG")).decode()
+    assert jpeg.startswith("/9j/")  # looks like an absolute path, is plain base64
+    wrapped = "\n".join(jpeg[i:i + 76] for i in range(0, len(jpeg), 76))
+    assert load_image(jpeg).size == load_image(wrapped).size == (8, 8)
 
 
 @pytest.mark.parametrize("obj, reason", [
@@ -54,6 +78,8 @@ def test_inputs_of_every_shape(tmp_path):
     (png(Image.new("RGB", (64, 64)), "JPEG")[:200], "corrupt image"),
     ("data:image/png;base64,@@@", "bad base64"),
     ("missing.png", "missing image file"),
+    (base64.b64encode(b"no image here " * 8).decode(), "corrupt image"),
+    (12, "missing image"),
     ({"bytes": None, "path": None}, "missing image"),
 ])
 def test_bad_images_are_bad_samples(obj, reason, tmp_path):
@@ -71,6 +97,27 @@ def test_zero_sized_and_oversized_images():
     assert err.value.reason == "image too large"
 
 
+def test_bomb_is_refused_from_the_header_without_decoding(monkeypatch):
+    bomb = png(Image.new("1", (9000, 9000)))  # 81 MP in ~10 kB: over the default 64 MP cap
+
+    def no_decoding(self):
+        raise AssertionError("pixels decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(BadSample, match="image too large"):
+        load_image(bomb)
+
+
+def test_pils_own_bomb_guard_maps_to_the_same_reason(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL raises at open past twice this
+    with pytest.raises(BadSample) as err:
+        load_image(png(Image.new("RGB", (100, 100))), max_pixels=10**9)
+    assert err.value.reason == "image too large"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and its warning (between 1x and 2x) is muted: our cap decides
+        assert load_image(png(Image.new("RGB", (40, 40))), max_pixels=10**9).size == (40, 40)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=512))
 def test_fuzzed_bytes_only_ever_raise_bad_sample(data):
@@ -80,5 +127,14 @@ def test_fuzzed_bytes_only_ever_raise_bad_sample(data):
         pass
     try:
         load_image(b"\x89PNG\r\n\x1a\n" + data)
+    except BadSample:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=300), st.from_regex(r"[A-Za-z0-9+/=]{64,200}", fullmatch=True)))
+def test_fuzzed_strings_only_ever_raise_bad_sample(text):
+    try:
+        load_image(text)
     except BadSample:
         pass

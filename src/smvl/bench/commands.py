@@ -1,21 +1,19 @@
-"""`smvl bench ...`: benchmarks are commands, not timed tests."""
+"""`smvl bench ...`: benchmarks are commands, not timed tests.
+
+Each module in BENCH_MODULES adds its own subcommand under `bench` with `register(bench_sub)`.
+"""
 
 from __future__ import annotations
 
+import importlib
 
-def cmd_generate(args) -> int:
-    from smvl.bench.generate import bench_generate
-
-    print(bench_generate(args.model, args.batch, args.new_tokens, args.dtype, args.device))
-    return 0
+BENCH_MODULES = [
+    "smvl.bench.generate",
+]
 
 
 def register(sub) -> None:
-    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_command", required=True)
-    p = bench.add_parser("generate", help="time to first token and tokens/s, batch 1 and batch N")
-    p.add_argument("model", help="model folder")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--new-tokens", type=int, default=32)
-    p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_generate)
+    bench = sub.add_parser("bench", help="benchmarks (generation speed, ...)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    for name in BENCH_MODULES:
+        importlib.import_module(name).register(bench_sub)

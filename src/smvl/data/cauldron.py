@@ -1,9 +1,11 @@
 """HuggingFaceM4 "the_cauldron": a local download (`<root>/<subset>/*.parquet`) or the hub dataset by name.
 
 Rows are `images` (list of {bytes, path} or PIL images) and `texts` (list of {user, assistant, source}); every
-turn becomes a message and the images go at the start of the first user turn. Rows are read lazily (pyarrow
-batches, or `datasets` streaming), so the full 169 GB never has to fit in memory. A subset that fails to load is
-skipped and counted, not fatal.
+turn becomes a message and the images go at the start of the first user turn. With `streaming=True` (the default)
+rows are read lazily (pyarrow batches locally, `datasets` streaming from the hub), so the full 169 GB never has to
+fit in memory; `streaming=False` goes through `datasets`' memory-mapped Arrow cache (converted once). Images are
+decoded here, row by row, never by `datasets`: a bad image skips its row, not the subset, and rows of other splits
+and shards are never decoded. A subset that fails to load is skipped and counted under its name, not fatal.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from smvl.data.images import load_image
 from smvl.data.mixing import parse_weights, weighted_interleave
 from smvl.data.sample import BadSample, Sample
-from smvl.data.skips import SkipLog
+from smvl.data.skips import SkipLog, TooManySkipped
 
 HUB_ID = "HuggingFaceM4/the_cauldron"
 
@@ -26,6 +28,8 @@ def row_to_sample(row: dict, sid: str, subset: str) -> Sample:
     images = row.get("images") or []
     messages = []
     for t, turn in enumerate(texts):
+        if not isinstance(turn, dict):
+            raise BadSample("malformed record", f"turn {t} is a {type(turn).__name__}")
         user, answer = turn.get("user"), turn.get("assistant")
         if not isinstance(user, str) or not isinstance(answer, str):
             raise BadSample("non-string content", f"turn {t}")
@@ -41,12 +45,26 @@ def local_subsets(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
 
 
-def _local_rows(folder: Path) -> Iterator[dict]:
-    import pyarrow.parquet as pq
+def _undecoded(dataset) -> Iterator[dict]:
+    """Rows of a `datasets` Dataset or IterableDataset with images left as {bytes, path} (see the docstring)."""
+    from datasets import IterableDataset
 
+    if not isinstance(dataset, IterableDataset):
+        dataset = dataset.to_iterable_dataset()  # over the memory-mapped cache: no copy
+    yield from dataset.decode(False)
+
+
+def _local_rows(folder: Path, streaming: bool) -> Iterator[dict]:
     files = sorted(folder.glob("*.parquet"))
     if not files:
         raise FileNotFoundError(f"{folder} holds no .parquet files")
+    if not streaming:
+        from datasets import load_dataset
+
+        yield from _undecoded(load_dataset("parquet", data_files=[str(f) for f in files], split="train"))
+        return
+    import pyarrow.parquet as pq
+
     for file in files:
         for batch in pq.ParquetFile(file).iter_batches(batch_size=64):
             yield from batch.to_pylist()
@@ -55,7 +73,7 @@ def _local_rows(folder: Path) -> Iterator[dict]:
 def _hub_rows(subset: str, streaming: bool) -> Iterator[dict]:
     from datasets import load_dataset
 
-    yield from load_dataset(HUB_ID, subset, split="train", streaming=streaming)
+    yield from _undecoded(load_dataset(HUB_ID, subset, split="train", streaming=streaming))
 
 
 def _subset_samples(subset: str, rows: Iterator[dict], select, skips: SkipLog) -> Iterator[Sample]:
@@ -73,8 +91,10 @@ def _subset_samples(subset: str, rows: Iterator[dict], select, skips: SkipLog) -
                 continue
             skips.ok()
             yield sample
-    except (OSError, ValueError, ImportError) as exc:
-        skips.skip(subset, f"subset failed to load ({type(exc).__name__})")
+    except TooManySkipped:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyarrow, datasets, the hub raise many types; one bad subset is not fatal
+        skips.skip(f"{subset} ({type(exc).__name__}: {str(exc)[:160]})", "subset failed to load")
 
 
 def cauldron_samples(root: str | Path | None, subsets: str = "all", split: str = "train", holdout: float = 64,
@@ -88,14 +108,19 @@ def cauldron_samples(root: str | Path | None, subsets: str = "all", split: str =
         if not root.is_dir():
             raise FileNotFoundError(f"the_cauldron folder {root} does not exist")
         names = local_subsets(root) if subsets == "all" else [s.strip() for s in subsets.split(",") if s.strip()]
+        if not names:
+            raise FileNotFoundError(f"{root} holds no <subset>/*.parquet folders (the_cauldron layout)")
         missing = [n for n in names if not (root / n).is_dir()]
         if missing:
             raise FileNotFoundError(f"{root} has no subset folder(s) {', '.join(missing)}")
-        rows = {n: _local_rows(root / n) for n in names}
+        rows = {n: _local_rows(root / n, streaming) for n in names}
     else:
         if subsets == "all":
-            raise ValueError("name the subsets to read from the hub, e.g. cauldron:cocoqa,ai2d")
-        names = [s.strip() for s in subsets.split(",") if s.strip()]
+            from datasets import get_dataset_config_names
+
+            names = sorted(get_dataset_config_names(HUB_ID))
+        else:
+            names = [s.strip() for s in subsets.split(",") if s.strip()]
         rows = {n: _hub_rows(n, streaming) for n in names}
     from smvl.data.sources import Selector
 

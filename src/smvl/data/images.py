@@ -2,6 +2,8 @@
 
 `MAX_PIXELS` (64 megapixels) caps width x height, checked from the header before any pixel is decoded, so a
 decompression bomb costs nothing. SmolVLM resizes to a 2048px longest edge anyway, so nothing useful is lost.
+PIL's own bomb guard maps to the same "image too large"; its warning (over `Image.MAX_IMAGE_PIXELS`) is muted at
+open because our cap decides, and its hard error (twice that, ~179 MP) still applies whatever `max_pixels` says.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -18,11 +21,16 @@ from PIL import Image
 from smvl.data.sample import BadSample
 
 MAX_PIXELS = 64_000_000
+# Plain base64 vs a path: the base64 alphabet has no "." (a file name with an extension never matches) and any real
+# image encodes to more than 64 characters. "/" cannot tell them apart: a JPEG's base64 starts with "/9j/".
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]{64,}")
 
 
 def _open_bytes(data: bytes) -> Image.Image:
     try:
-        return Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our cap, checked next, decides
+            return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise BadSample("image too large", str(exc)) from exc
     except Exception as exc:
@@ -35,18 +43,40 @@ def _from_base64(text: str) -> Image.Image:
         if ";base64" not in header:
             raise BadSample("bad base64", "data URI is not base64-encoded")
     try:
-        return _open_bytes(base64.b64decode(text, validate=True))
+        data = base64.b64decode("".join(text.split()), validate=True)  # line-wrapped base64 is fine
     except (binascii.Error, ValueError) as exc:
         raise BadSample("bad base64", str(exc)) from exc
+    return _open_bytes(data)
 
 
-def _from_path(path: str | Path, base_dir: Path | None) -> Image.Image:
+def _resolve(path: str | Path, base_dir: Path | None) -> Path:
     path = Path(path)
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    if not path.is_file():
-        raise BadSample("missing image file", str(path))
-    return _open_bytes(path.read_bytes())
+    return base_dir / path if base_dir is not None and not path.is_absolute() else path
+
+
+def _from_path(path: Path) -> Image.Image:
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise BadSample("missing image file", str(path)) from exc
+    except (OSError, ValueError) as exc:  # permissions, over-long names, NUL bytes, I/O errors
+        raise BadSample("unreadable image file", f"{path}: {exc}") from exc
+    return _open_bytes(data)
+
+
+def _from_string(text: str, base_dir: Path | None) -> Image.Image:
+    """A data URI, plain base64, or a path (an existing file wins over a base64-looking name)."""
+    if text.startswith("data:"):
+        return _from_base64(text)
+    path = _resolve(text, base_dir)
+    if _BASE64.fullmatch(text):
+        try:
+            is_file = path.is_file()
+        except (OSError, ValueError):  # too long or otherwise impossible as a path
+            is_file = False
+        if not is_file:
+            return _from_base64(text)
+    return _from_path(path)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -79,14 +109,13 @@ def load_image(obj, base_dir: str | Path | None = None, max_pixels: int = MAX_PI
         if obj.get("bytes"):
             image = _open_bytes(obj["bytes"])
         elif obj.get("path"):
-            image = _from_path(obj["path"], base)
+            image = _from_path(_resolve(obj["path"], base))
         else:
             raise BadSample("missing image", "image record has neither bytes nor path")
     elif isinstance(obj, Path):
-        image = _from_path(obj, base)
+        image = _from_path(_resolve(obj, base))
     elif isinstance(obj, str):
-        looks_like_base64 = obj.startswith("data:") or (len(obj) > 256 and "/" not in obj[:64].replace("+", ""))
-        image = _from_base64(obj) if looks_like_base64 else _from_path(obj, base)
+        image = _from_string(obj, base)
     else:
         raise BadSample("missing image", f"unsupported image value of type {type(obj).__name__}")
     width, height = image.size
@@ -97,9 +126,9 @@ def load_image(obj, base_dir: str | Path | None = None, max_pixels: int = MAX_PI
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image.load()
+            image.load()  # here, so truncated data fails now and not in a DataLoader worker later
+            return to_rgb(image)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise BadSample("image too large", str(exc)) from exc
     except Exception as exc:
         raise BadSample("corrupt image", f"{type(exc).__name__}: {exc}") from exc
-    return to_rgb(image)

@@ -1,8 +1,14 @@
 """A built-in synthetic Chinese visual-QA set: coloured shapes, Chinese questions, short Chinese answers.
 
-Each image (96x96 by default) is a light, tinted, slightly noisy background with 1-4 objects, one per quadrant
-(jittered), each with a distinct shape (圆形 正方形 三角形 菱形) and a distinct colour (红色 绿色 蓝色 黄色 紫色).
-Question types, each with several phrasings:
+No download: the default data of the offline training demo, small enough for a tiny random model to learn on a CPU.
+
+**Images** (`image_size`, default 96x96 RGB): a light background, a gradient between two random tints in a random
+direction plus a little noise, with 1-4 objects, one per quadrant (jittered inside it, so they never overlap and
+sit clearly left/right and above/below the centre lines), each 60-85% of a quadrant wide. Objects have distinct
+shapes (圆形 正方形 三角形 菱形) and distinct colours (红色 绿色 蓝色 黄色 紫色), so naming one attribute names one
+object.
+
+**Questions**, 2-3 phrasings each, answered with one short phrase:
 
 | type | example | answers |
 | --- | --- | --- |
@@ -10,23 +16,30 @@ Question types, each with several phrasings:
 | shape | 红色的物体是什么形状？ | 圆形 正方形 三角形 菱形 |
 | count | 图中有几个物体？ | 一个 两个 三个 四个 |
 | horizontal | 红色的圆形在左边还是右边？ | 左边 右边 |
-| vertical | 红色的圆形在上边还是下边？ | 上边 下边 |
+| vertical | 蓝色的物体在上边还是下边？ | 上边 下边 |
 
-Scenes are random and questions ask about a random object of the scene, so given the question alone every answer
-of its type is equally likely: the set cannot be answered without looking. A fraction of samples (default 20%)
-asks 2-3 questions about the same image in one conversation. Deterministic: sample i of a split depends only on
-(split, seed, i); train and test use different streams.
+**Unanswerable blind**: scene and asked-about object are random, and shape, colour, quadrant and object count are
+drawn independently, so given the question text every answer of its type is equally likely. A fraction of the
+samples (`multi_turn_fraction`, default 20%) asks 2-3 questions about one object of the same image (the image
+part only in the first user turn, follow-ups may say 它); types are chosen so that no earlier turn gives the
+answer away. `Sample.source` is `synthetic:<type>,<type>...`, one type per turn.
+
+**Deterministic**: sample i depends only on (split, seed, i, image_size, multi_turn_fraction); each split has its
+own random stream, so train and test share no samples.
 """
 
 from __future__ import annotations
 
+import math
 import random
+from collections import Counter
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from smvl.data.sample import Sample
+from smvl.data.sample import Sample, text_of
 
+# Far apart in RGB and from any light background, so a low-resolution vision tower cannot mix them up.
 COLOURS = {"红色": (220, 30, 30), "绿色": (20, 160, 50), "蓝色": (30, 70, 225), "黄色": (235, 195, 0),
            "紫色": (145, 40, 175)}
 SHAPES = ["圆形", "正方形", "三角形", "菱形"]
@@ -38,14 +51,31 @@ ANSWER_CLASSES = {
     "horizontal": ["左边", "右边"],
     "vertical": ["上边", "下边"],
 }
+KINDS = list(ANSWER_CLASSES)
+POSITIONAL = ("horizontal", "vertical")
 PHRASINGS = {
-    "colour": ["图中的{shape}是什么颜色？", "{shape}是什么颜色的？", "请问{shape}的颜色是什么？"],
+    "colour": ["图中的{shape}是什么颜色？", "{shape}是什么颜色的？", "请问图里的{shape}是什么颜色？"],
     "shape": ["{colour}的物体是什么形状？", "图里{colour}的东西是什么形状？", "请问{colour}的图形是什么形状？"],
     "count": ["图中有几个物体？", "图里一共有几个图形？", "请数一数图中有几个物体。"],
-    "horizontal": ["{colour}的{shape}在左边还是右边？", "图中{colour}的{shape}位于左边还是右边？"],
-    "vertical": ["{colour}的{shape}在上边还是下边？", "图中{colour}的{shape}位于上边还是下边？"],
+    "horizontal": ["{name}在左边还是右边？", "图中{name}位于左边还是右边？"],
+    "vertical": ["{name}在上边还是下边？", "图中{name}位于上边还是下边？"],
 }
-SPLIT_SALT = {"train": 0, "test": 1_000_003, "validation": 2_000_003}
+# How a position question names its object; each is unique since shapes and colours are distinct in a scene.
+NAMES = ["{colour}的{shape}", "{colour}的物体", "{shape}"]
+FOLLOW_UPS = {"horizontal": "那它在左边还是右边？", "vertical": "那它在上边还是下边？"}
+SPLITS = ("train", "test", "validation")
+CELLS = [(col, row) for row in (0, 1) for col in (0, 1)]
+
+
+def _background(rng: random.Random, size: int) -> Image.Image:
+    a, b = (np.array([rng.uniform(190, 255) for _ in range(3)], dtype=np.float32) for _ in range(2))
+    angle = rng.uniform(0, 2 * math.pi)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    t = math.cos(angle) * xs + math.sin(angle) * ys
+    t = (t - t.min()) / max(1e-6, float(t.max() - t.min()))
+    noise = np.random.default_rng(rng.getrandbits(32)).standard_normal((size, size, 3), dtype=np.float32)
+    pixels = a + (b - a) * t[..., None] + noise * np.float32(rng.uniform(0, 8))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
 def _draw(draw: ImageDraw.ImageDraw, shape: str, box: tuple[float, float, float, float], fill) -> None:
@@ -61,61 +91,111 @@ def _draw(draw: ImageDraw.ImageDraw, shape: str, box: tuple[float, float, float,
         draw.polygon([(cx, y0), (x1, cy), (cx, y1), (x0, cy)], fill=fill)
 
 
-def scene(rng: random.Random, size: int) -> tuple[Image.Image, list[dict]]:
-    """A random image and its objects (shape, colour, quadrant column/row)."""
+def scene(rng: random.Random, size: int = 96) -> tuple[Image.Image, list[dict]]:
+    """A random image and its objects: shape, colour, quadrant column/row (0 = left/top) and pixel box."""
     n = rng.randint(1, 4)
-    cells = rng.sample([(c, r) for r in (0, 1) for c in (0, 1)], n)
-    objects = [
-        {"shape": s, "colour": c, "col": col, "row": row}
-        for s, c, (col, row) in zip(rng.sample(SHAPES, n), rng.sample(list(COLOURS), n), cells)
-    ]
-    tint = np.array([rng.randint(200, 255) for _ in range(3)], dtype=np.float32)
-    noise = np.random.default_rng(rng.getrandbits(32)).normal(0, 6, (size, size, 3))
-    image = Image.fromarray(np.clip(tint + noise, 0, 255).astype(np.uint8))
+    image = _background(rng, size)
     draw = ImageDraw.Draw(image)
     half = size / 2
-    for obj in objects:
-        extent = half * rng.uniform(0.55, 0.8)
-        x0 = obj["col"] * half + rng.uniform(0.05 * half, half * 0.95 - extent)
-        y0 = obj["row"] * half + rng.uniform(0.05 * half, half * 0.95 - extent)
-        _draw(draw, obj["shape"], (x0, y0, x0 + extent, y0 + extent), COLOURS[obj["colour"]])
+    objects = []
+    for shape, colour, (col, row) in zip(rng.sample(SHAPES, n), rng.sample(list(COLOURS), n), rng.sample(CELLS, n)):
+        extent = half * rng.uniform(0.6, 0.85)
+        # a 6% margin on every side of the quadrant keeps objects apart and off the centre lines
+        x0 = col * half + rng.uniform(0.06 * half, 0.94 * half - extent)
+        y0 = row * half + rng.uniform(0.06 * half, 0.94 * half - extent)
+        box = (x0, y0, x0 + extent, y0 + extent)
+        _draw(draw, shape, box, COLOURS[colour])
+        objects.append({"shape": shape, "colour": colour, "col": col, "row": row, "box": box})
     return image, objects
 
 
-def question(rng: random.Random, objects: list[dict]) -> tuple[str, str, str]:
-    """(type, question, answer) about a random object of the scene."""
-    kind = rng.choice(list(PHRASINGS))
-    obj = rng.choice(objects)
-    text = rng.choice(PHRASINGS[kind]).format(shape=obj["shape"], colour=obj["colour"])
-    answer = {
+def _plan(rng: random.Random, multi: bool) -> list[str]:
+    """Question types of one conversation, all about one object.
+
+    A colour question names the shape and a shape question the colour, and position questions may name both, so a
+    conversation has at most one of colour/shape, before any position question: no answer is in an earlier turn.
+    """
+    if not multi:
+        return [rng.choice(KINDS)]
+    while True:
+        kinds = rng.sample(KINDS, rng.choice((2, 3)))
+        if not {"colour", "shape"} <= set(kinds):
+            return sorted(kinds, key=lambda k: k in POSITIONAL)  # stable: otherwise the random order stays
+
+
+def answer(kind: str, obj: dict, objects: list[dict]) -> str:
+    """The answer to a question of `kind` about `obj` of the scene `objects`."""
+    return {
         "colour": obj["colour"],
         "shape": obj["shape"],
         "count": COUNTS[len(objects) - 1],
-        "horizontal": "左边" if obj["col"] == 0 else "右边",
-        "vertical": "上边" if obj["row"] == 0 else "下边",
+        "horizontal": ANSWER_CLASSES["horizontal"][obj["col"]],
+        "vertical": ANSWER_CLASSES["vertical"][obj["row"]],
     }[kind]
-    return kind, text, answer
+
+
+def _ask(rng: random.Random, kind: str, obj: dict, named_before: bool) -> str:
+    if kind in POSITIONAL and named_before and rng.random() < 0.5:
+        return FOLLOW_UPS[kind]
+    name = rng.choice(NAMES).format(**obj)
+    return rng.choice(PHRASINGS[kind]).format(name=name, **obj)
+
+
+def generate(split: str, seed: int, index: int, image_size: int = 96,
+             multi_turn_fraction: float = 0.2) -> tuple[Sample, list[dict]]:
+    """Sample `index` of a split and the objects of its scene (for tests and debugging)."""
+    if split not in SPLITS:
+        raise ValueError(f"synthetic split {split!r}; choose one of {', '.join(SPLITS)}")
+    # a string seed is hashed (sha512), so streams of different splits, seeds and indices never collide
+    rng = random.Random(f"smvl-synthetic/{split}/{seed}/{index}")
+    image, objects = scene(rng, image_size)
+    kinds = _plan(rng, rng.random() < multi_turn_fraction)
+    obj = rng.choice(objects)
+    messages = []
+    for t, kind in enumerate(kinds):
+        text = _ask(rng, kind, obj, named_before=any(k != "count" for k in kinds[:t]))
+        content = ([{"type": "image"}] if t == 0 else []) + [{"type": "text", "text": text}]
+        messages += [{"role": "user", "content": content},
+                     {"role": "assistant", "content": answer(kind, obj, objects)}]
+    sample = Sample(messages, [image], id=f"synthetic-{split}-{index:06d}", source="synthetic:" + ",".join(kinds))
+    return sample, objects
 
 
 def make_sample(split: str, seed: int, index: int, image_size: int = 96, multi_turn_fraction: float = 0.2) -> Sample:
-    rng = random.Random(seed * 10_000_019 + SPLIT_SALT[split] + index)
-    image, objects = scene(rng, image_size)
-    turns = rng.choice([2, 3]) if rng.random() < multi_turn_fraction else 1
-    messages, kinds = [], []
-    for t in range(turns):
-        kind, text, answer = question(rng, objects)
-        content = [{"type": "image"}, {"type": "text", "text": text}] if t == 0 else [{"type": "text", "text": text}]
-        messages += [{"role": "user", "content": content}, {"role": "assistant", "content": answer}]
-        kinds.append(kind)
-    return Sample(messages, [image], id=f"synthetic-{split}-{index:06d}", source="synthetic:" + ",".join(kinds))
+    return generate(split, seed, index, image_size, multi_turn_fraction)[0]
 
 
 def synthetic_samples(split: str = "train", n: int = 1000, seed: int = 0, image_size: int = 96,
                       multi_turn_fraction: float = 0.2) -> list[Sample]:
-    if split not in SPLIT_SALT:
-        raise ValueError(f"synthetic split {split!r}; choose one of {', '.join(SPLIT_SALT)}")
+    """The first `n` samples of `split`; same arguments, same samples (pixels included)."""
     return [make_sample(split, seed, i, image_size, multi_turn_fraction) for i in range(n)]
 
 
 def question_types(sample: Sample) -> list[str]:
+    """The question type of each turn of a synthetic sample."""
     return sample.source.split(":", 1)[1].split(",")
+
+
+def majority_baseline(samples: list[Sample], turn: int = -1) -> float:
+    """Accuracy of always giving the most common answer of each question type, on turn `turn` (default: the
+    last) of each sample: what a model that ignores the image can reach (about 1/3 here)."""
+    by_kind: dict[str, Counter] = {}
+    for s in samples:
+        answers = [text_of(m).strip() for m in s.messages if m["role"] == "assistant"]
+        by_kind.setdefault(question_types(s)[turn], Counter())[answers[turn]] += 1
+    return sum(c.most_common(1)[0][1] for c in by_kind.values()) / max(1, len(samples))
+
+
+def describe() -> str:
+    """A short markdown description of the set, for docs and reports."""
+    rows = "\n".join(
+        f"| {kind} | {PHRASINGS[kind][0].format(shape='圆形', colour='红色', name='红色的圆形')} | "
+        f"{' '.join(classes)} |"
+        for kind, classes in ANSWER_CLASSES.items()
+    )
+    return (
+        "Synthetic Chinese visual QA: 1-4 objects of distinct shapes and colours, one per quadrant, on a light "
+        "tinted background; one short answer per question, uniform given the question text; 20% of samples "
+        "(by default) ask 2-3 questions about one object.\n\n"
+        f"| type | example | answers |\n| --- | --- | --- |\n{rows}\n"
+    )

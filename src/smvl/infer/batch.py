@@ -1,32 +1,47 @@
 """`smvl infer`: answer a JSONL file of questions in batches; re-running skips ids already answered.
 
 Input lines: {"id", "question" or "messages", "image" or "images" (paths relative to the file, or base64)}.
-Output lines: {"id", "answer"} appended and flushed after every batch, so a kill loses at most one batch.
+Output lines: {"id", "answer"} (plus "thinking" when the model thought), appended and flushed after every
+batch, so a kill loses at most one batch. Questions are read lazily: only one batch of images is in memory.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from smvl.data.conversation import build_sample
+from smvl.data.conversation import IMAGE_MARKER, normalise_message
+from smvl.data.images import load_image
 from smvl.data.sample import BadSample, Sample
 from smvl.data.skips import SkipLog
-from smvl.infer.generate import generate_batch
+from smvl.infer.generate import generate_batch, split_thinking
+
+
+@dataclass
+class Report:
+    written: int = 0
+    already: int = 0
+    skips: SkipLog = field(default_factory=lambda: SkipLog(max_fraction=1.0))
+
+    def summary(self, output) -> str:
+        return (f"answered {self.written} question(s) -> {output}; {self.already} already answered, "
+                f"{self.skips.skipped} skipped")
 
 
 def answered_ids(output: Path) -> set[str]:
     """Ids already in the output; a last line cut by a kill is ignored (and its id answered again)."""
     done = set()
     if output.is_file():
-        for line in output.read_text(encoding="utf-8").splitlines():
-            try:
-                done.add(str(json.loads(line)["id"]))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
+        with open(output, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    done.add(str(json.loads(line)["id"]))
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue
     return done
 
 
@@ -34,57 +49,130 @@ def drop_partial_line(output: Path) -> None:
     """A kill mid-write leaves half a line at the end; cut it so appended answers start on a line of their own."""
     if not output.is_file():
         return
-    data = output.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with open(output, "r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
+    with open(output, "r+b") as f:
+        size = f.seek(0, 2)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        # Walk back to the last newline in blocks: the file may be large, the partial line is short.
+        end = size
+        while end > 0:
+            start = max(0, end - 65536)
+            f.seek(start)
+            at = f.read(end - start).rfind(b"\n")
+            if at >= 0:
+                f.truncate(start + at + 1)
+                return
+            end = start
+        f.truncate(0)
 
 
-def questions(path: Path, skips: SkipLog) -> Iterator[tuple[str, Sample]]:
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        sid = f"{path.name}:{n}"
-        try:
-            record = json.loads(line)
-            sid = str(record.get("id", sid))
-            images = record.get("images", record.get("image", []))
-            if "messages" in record:
-                messages = record["messages"]
-            elif isinstance(record.get("question"), str):
-                images = [images] if isinstance(images, str) else images
-                text = record["question"] if "<image>" in record["question"] else "<image>" * len(images) + record["question"]
-                messages = [{"role": "user", "content": text}]
-            else:
-                raise BadSample("missing fields", "a line needs `question` or `messages`")
-            # build_sample wants an answer; a placeholder keeps its checks, and is dropped again below.
-            sample = build_sample(messages + [{"role": "assistant", "content": "-"}], images, sid, path.name, path.parent)
-        except json.JSONDecodeError:
-            skips.skip(sid, "invalid JSON")
-            continue
-        except BadSample as exc:
-            skips.skip(sid, exc.reason)
-            continue
-        skips.ok()
-        sample.messages = sample.messages[:-1]
-        yield sid, sample
+def question_sample(record, sid: str, base_dir: Path) -> Sample:
+    """One input record -> a Sample ending with a user turn, its images loaded; BadSample otherwise."""
+    if not isinstance(record, dict):
+        raise BadSample("not an object")
+    images = record.get("images", record.get("image", []))
+    images = [images] if isinstance(images, (str, dict)) else images
+    if not isinstance(images, list):
+        raise BadSample("bad images field", f"{type(images).__name__}")
+    if isinstance(record.get("messages"), list) and record["messages"]:
+        messages = [normalise_message(m) for m in record["messages"]]
+    elif isinstance(record.get("question"), str) and record["question"].strip():
+        text = record["question"]
+        if IMAGE_MARKER not in text:
+            text = IMAGE_MARKER * len(images) + text
+        messages = [normalise_message({"role": "user", "content": text})]
+    else:
+        raise BadSample("missing question", "a line needs a non-empty `question` or `messages`")
+    if messages[-1]["role"] != "user":
+        raise BadSample("last turn not from the user")
+    sample = Sample(messages, [], id=sid)
+    if sample.image_parts() != len(images):
+        raise BadSample("image count mismatch", f"{sample.image_parts()} image markers, {len(images)} images")
+    sample.images = [load_image(ref, base_dir) for ref in images]
+    return sample
+
+
+def questions(path: Path, done: set[str], report: Report) -> Iterator[Sample]:
+    """Unanswered, usable questions in file order; everything else counted in `report`."""
+    seen: set[str] = set()
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            sid = f"{path.name}:{n}"
+            try:
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("id") is not None:
+                    sid = str(record["id"])
+                if sid in done:
+                    report.already += 1
+                    continue
+                if sid in seen:
+                    raise BadSample("duplicate id")
+                seen.add(sid)
+                sample = question_sample(record, sid, path.parent)
+            except json.JSONDecodeError:
+                report.skips.skip(sid, "invalid JSON")
+                continue
+            except BadSample as exc:
+                report.skips.skip(sid, exc.reason)
+                continue
+            report.skips.ok()
+            yield sample
+
+
+def answer_rows(model, processor, batch: list[Sample], report: Report, thinking: bool, **options) -> list[dict]:
+    """Answers for one batch; if the batch fails, each question alone, so one bad input costs only itself."""
+    try:
+        answers = generate_batch(model, processor, [s.messages for s in batch], [s.images for s in batch],
+                                 thinking=thinking, batch_size=len(batch), **options)
+    except (ValueError, RuntimeError, IndexError) as exc:
+        if len(batch) == 1:
+            report.skips.skip(batch[0].id, f"generation failed: {type(exc).__name__}")
+            return []
+        return [row for s in batch for row in answer_rows(model, processor, [s], report, thinking, **options)]
+    rows = []
+    for sample, text in zip(batch, answers):
+        thought, answer = split_thinking(text)
+        rows.append({"id": sample.id, "answer": answer, **({"thinking": thought} if thought else {})})
+    return rows
+
+
+def count_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
 
 
 def run_batch_inference(model, processor, input_path: Path, output_path: Path, batch_size: int = 8,
-                        thinking: bool = False, **options) -> tuple[int, SkipLog]:
-    skips = SkipLog(max_fraction=1.0)
+                        thinking: bool = False, **options) -> Report:
+    report = Report()
     drop_partial_line(output_path)
     done = answered_ids(output_path)
-    todo = [(sid, s) for sid, s in questions(input_path, skips) if sid not in done]
-    written = 0
-    with open(output_path, "a", encoding="utf-8") as out, tqdm(total=len(todo), desc="answering") as bar:
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
-            answers = generate_batch(model, processor, [s.messages for _, s in chunk], [s.images for _, s in chunk],
-                                     thinking=thinking, batch_size=batch_size, **options)
-            for (sid, _), answer in zip(chunk, answers):
-                out.write(json.dumps({"id": sid, "answer": answer}, ensure_ascii=False) + "\n")
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(output_path, "a", encoding="utf-8") as out, \
+            tqdm(total=count_lines(input_path), desc="answering", unit="q") as bar:
+
+        def flush(batch: list[Sample]) -> None:
+            for row in answer_rows(model, processor, batch, report, thinking, **options):
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                report.written += 1
             out.flush()
-            written += len(chunk)
-            bar.update(len(chunk))
-    return written, skips
+
+        batch: list[Sample] = []
+        consumed = 0
+        for sample in questions(input_path, done, report):
+            batch.append(sample)
+            if len(batch) == batch_size:
+                flush(batch)
+                batch = []
+            # The bar counts input lines, answered or not, so it ends at the file's size.
+            seen = report.already + report.skips.seen
+            bar.update(seen - consumed)
+            consumed = seen
+        if batch:
+            flush(batch)
+        bar.update(bar.total - bar.n)
+    return report

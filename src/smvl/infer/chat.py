@@ -42,6 +42,8 @@ class ThinkStyler:
 
 
 class Chat:
+    """A conversation with history; images attached with /image go with the next question."""
+
     def __init__(self, model, processor, system: str | None, thinking: bool, hide_thinking: bool, options: dict,
                  out=None):
         self.model, self.processor, self.options = model, processor, options
@@ -57,18 +59,25 @@ class Chat:
         self.pending_images.append(load_image(Path(path).expanduser()))
 
     def ask(self, question: str) -> str:
+        """Stream one answer; Ctrl-C stops it early and keeps what was said so far in the history."""
         parts = [{"type": "image"} for _ in self.pending_images] + [{"type": "text", "text": question}]
         self.messages.append({"role": "user", "content": parts})
         self.images += self.pending_images
         self.pending_images = []
-        style = ThinkStyler(self.hide, colour=self.out.isatty())
+        colour = self.out.isatty()
+        style = ThinkStyler(self.hide, colour)
+        generation = generate_stream(self.model, self.processor, self.messages, self.images, self.thinking,
+                                     **self.options)
         pieces = []
-        for piece in generate_stream(self.model, self.processor, self.messages, self.images, self.thinking,
-                                     **self.options):
-            pieces.append(piece)
-            self.out.write(style(piece))
-            self.out.flush()
-        self.out.write((RESET if self.out.isatty() else "") + "\n")
+        try:
+            for piece in generation:
+                pieces.append(piece)
+                self.out.write(style(piece))
+                self.out.flush()
+        except KeyboardInterrupt:
+            generation.cancel()
+            self.out.write((RESET if colour else "") + " (stopped)")
+        self.out.write((RESET if colour else "") + "\n")
         answer = "".join(pieces).strip()
         self.messages.append({"role": "assistant", "content": answer})
         return answer
@@ -99,7 +108,7 @@ class Chat:
         while True:
             try:
                 line = read("> ").strip()
-            except EOFError:
+            except (EOFError, KeyboardInterrupt):
                 return
             if not line:
                 continue

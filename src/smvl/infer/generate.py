@@ -1,20 +1,30 @@
-"""Generation shared by chat, batch inference and evaluation: load, build inputs, stream or batch."""
+"""Generation shared by chat, batch inference, the server and evaluation: load, build inputs, stream or batch."""
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Iterator
-from threading import Thread
+from pathlib import Path
 
 import torch
 from PIL import Image
+from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+from smvl.errors import UserError
 
 
 def pick_device(device: str = "auto") -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA device is available (use --device cpu or auto)")
+    return device
 
 
 def pick_dtype(dtype: str, device: str) -> torch.dtype:
     if dtype == "auto":
+        # bf16 on the CPU is emulated and slower than fp32; on GPUs without bf16 fp32 is the safe choice.
         return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
 
@@ -23,6 +33,8 @@ def load(model_dir, dtype: str = "auto", device: str = "auto"):
     """A model folder -> (model in eval mode on the device, processor), with stock transformers classes."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    if not (Path(model_dir) / "config.json").is_file():
+        raise UserError(f"{model_dir} is not a model folder (no config.json)")
     device = pick_device(device)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=pick_dtype(dtype, device)).to(device).eval()
     return model, AutoProcessor.from_pretrained(model_dir)
@@ -43,18 +55,37 @@ def inputs_for(model, processor, conversations: list[list[dict]], images: list[l
     return processor(text=texts, padding=True, padding_side="left", return_tensors="pt", **kwargs).to(model.device)
 
 
-def sampling(temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, max_new_tokens: int = 256) -> dict:
+def sampling(temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, max_new_tokens: int = 256,
+             **extra) -> dict:
     """Greedy unless a temperature is given; explicit, so the model's own sampling defaults never apply silently."""
     if temperature <= 0:
-        return {"do_sample": False, "max_new_tokens": max_new_tokens, "temperature": None, "top_p": None, "top_k": None}
-    return {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": top_k or None,
-            "max_new_tokens": max_new_tokens}
+        options = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    else:
+        options = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": top_k or None}
+    return {**options, "max_new_tokens": max_new_tokens, "use_cache": True, **extra}
+
+
+def end_token_ids(model, processor) -> set[int]:
+    ids = model.generation_config.eos_token_id
+    ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+    return (ids | {processor.tokenizer.eos_token_id}) - {None}
+
+
+THINK = re.compile(r"^\s*<think>(.*?)(?:</think>|$)", re.DOTALL)
+
+
+def split_thinking(text: str) -> tuple[str, str]:
+    """'<think>plan</think>answer' -> ('plan', 'answer'); text without a think block -> ('', text)."""
+    match = THINK.match(text)
+    if not match:
+        return "", text.strip()
+    return match.group(1).strip(), text[match.end():].strip()
 
 
 @torch.no_grad()
 def generate_batch(model, processor, conversations: list[list[dict]], images: list[list[Image.Image]],
                    thinking: bool = False, batch_size: int = 16, **options) -> list[str]:
-    """One forward pass per batch (KV cache on); returns the new text of each conversation."""
+    """One batched generate per `batch_size` conversations (KV cache on); the new text of each, stripped."""
     out = []
     for start in range(0, len(conversations), batch_size):
         inputs = inputs_for(model, processor, conversations[start:start + batch_size],
@@ -65,22 +96,105 @@ def generate_batch(model, processor, conversations: list[list[dict]], images: li
     return out
 
 
+class _Streamer(TextIteratorStreamer):
+    """Text as soon as it is complete characters (TextIteratorStreamer waits for a space or a CJK ideograph,
+    which holds back Chinese punctuation and unspaced text); records the generated ids for usage counts.
+
+    Byte-level BPE (Qwen's) decodes a prefix stably except for a character cut mid-UTF-8.
+    """
+
+    def __init__(self, tokenizer, token_ids: list[int]):
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.token_ids = token_ids
+
+    def put(self, value) -> None:
+        if self.next_tokens_are_prompt:
+            self.next_tokens_are_prompt = False
+            return
+        ids = value.reshape(-1).tolist()
+        self.token_ids += ids
+        self.token_cache += ids
+        text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
+        # A character cut mid-UTF-8 shows as up to three U+FFFD until its last byte comes; more are real garbage.
+        text = text[:len(text) - min(3, len(text) - len(text.rstrip("\ufffd")))]
+        if len(text) > self.print_len:
+            self.on_finalized_text(text[self.print_len:])
+            self.print_len = len(text)
+        if text.endswith("\n"):  # a fresh start keeps each decode short
+            self.token_cache, self.print_len = [], 0
+
+
+class _Cancel:
+    """A stopping criterion that ends generation at the next step once its event is set."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class Generation:
+    """One conversation generating on its own thread: iterate for text pieces; `cancel()` stops it early.
+
+    After iteration, `token_ids` holds the generated ids and `finish_reason` is "stop" (an end token),
+    "length" (max_new_tokens) or "cancelled". An exception inside generate is re-raised by the iteration.
+    """
+
+    def __init__(self, model, processor, inputs, cancel: threading.Event | None = None, **options):
+        self.model, self.inputs, self.options = model, inputs, sampling(**options)
+        self.prompt_tokens = int(inputs["input_ids"].shape[1])
+        self.token_ids: list[int] = []
+        self.error: BaseException | None = None
+        self.cancelled = cancel or threading.Event()
+        self.end_ids = end_token_ids(model, processor)
+        # <think> and </think> are not special tokens in Qwen3, so they survive skip_special_tokens.
+        self.streamer = _Streamer(processor.tokenizer, self.token_ids)
+        self.stopping = StoppingCriteriaList([_Cancel(self.cancelled)])
+        self.thread = threading.Thread(target=self._run, daemon=True, name="smvl-generation")
+
+    def _run(self) -> None:
+        try:
+            with torch.no_grad():
+                self.model.generate(**self.inputs, **self.options, streamer=self.streamer,
+                                    stopping_criteria=self.stopping)
+        except BaseException as exc:  # handed to the reading thread, which re-raises it
+            self.error = exc
+            self.streamer.end()
+
+    def __iter__(self) -> Iterator[str]:
+        if self.thread.ident is None:
+            if self.cancelled.is_set():  # cancelled while waiting for its turn: nothing to generate
+                return
+            self.thread.start()
+        for piece in self.streamer:
+            if piece:
+                yield piece
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def text(self) -> str:
+        return "".join(self).strip()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        if self.thread.ident is not None:
+            self.thread.join()
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def finish_reason(self) -> str:
+        if self.token_ids and self.token_ids[-1] in self.end_ids:
+            return "stop"
+        return "cancelled" if self.cancelled.is_set() else "length"
+
+
 def generate_stream(model, processor, messages: list[dict], images: list[Image.Image], thinking: bool = False,
-                    **options) -> Iterator[str]:
-    """Text pieces as they are generated (the `<think>` tags included, so callers can style them)."""
-    return stream_inputs(model, processor, inputs_for(model, processor, [messages], [images], thinking), **options)
-
-
-def stream_inputs(model, processor, inputs, **options) -> Iterator[str]:
-    from transformers import TextIteratorStreamer
-
-    streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=False)
-    end_tokens = {processor.tokenizer.eos_token, processor.tokenizer.pad_token}
-    worker = Thread(target=model.generate, kwargs={**inputs, **sampling(**options), "streamer": streamer})
-    worker.start()
-    for piece in streamer:
-        for token in end_tokens:
-            piece = piece.replace(token, "")
-        if piece:
-            yield piece
-    worker.join()
+                    cancel: threading.Event | None = None, **options) -> Generation:
+    """A Generation for one conversation: text pieces as they come (`<think>` tags included, for callers to style)."""
+    return Generation(model, processor, inputs_for(model, processor, [messages], [images], thinking), cancel,
+                      **options)

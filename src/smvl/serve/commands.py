@@ -2,34 +2,50 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def cmd_serve(args) -> int:
     import uvicorn
 
-    from smvl.infer.generate import load
+    from smvl.errors import UserError
     from smvl.serve.app import create_app
-    from smvl.serve.limits import Limits
+    from smvl.serve.settings import MiB, Settings
 
-    model, processor = load(args.model, args.dtype, args.device)
-    limits = Limits(queue_depth=args.queue_depth, allow_local_files=args.allow_local_files,
-                    allow_remote_images=args.allow_remote_images)
-    name = args.name or Path(args.model).resolve().name
-    uvicorn.run(create_app(model, processor, name, limits, args.api_key), host=args.host, port=args.port)
+    for flag in ("queue_depth", "max_tokens", "max_prompt_tokens", "max_images", "max_image_mb", "port"):
+        if getattr(args, flag) <= 0:
+            raise UserError(f"--{flag.replace('_', '-')} must be positive")
+    settings = Settings(model_name=args.name, api_key=args.api_key, dtype=args.dtype, device=args.device,
+                        queue_depth=args.queue_depth, max_tokens=args.max_tokens, max_images=args.max_images,
+                        max_image_bytes=int(args.max_image_mb * MiB), max_prompt_tokens=args.max_prompt_tokens,
+                        allow_local_files=args.allow_local_files, allow_remote_images=args.allow_remote_images)
+    if args.host not in LOOPBACK and not args.api_key:
+        print(f"smvl serve: warning: listening on {args.host} without --api-key: anyone who can reach this port "
+              "can use the model", file=sys.stderr)
+    app = create_app(args.model, settings)
+    print(f"serving {app.state.worker.settings.model_name} on http://{args.host}:{args.port}/ "
+          f"(API at /v1, queue depth {settings.queue_depth})", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
 def register(sub) -> None:
+    from smvl.infer.commands import add_model_args
+
     p = sub.add_parser("serve", help="OpenAI-compatible API and a web page for a model folder")
-    p.add_argument("model", help="model folder")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    add_model_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key", help="require `Authorization: Bearer KEY` on /v1/*")
     p.add_argument("--name", help="model id reported by /v1/models (default: the folder name)")
     p.add_argument("--queue-depth", type=int, default=16, help="requests generating or waiting before 503")
-    p.add_argument("--allow-local-files", action="store_true", help="accept local image paths in image_url")
+    p.add_argument("--max-tokens", type=int, default=1024, help="largest max_tokens a request may ask for")
+    p.add_argument("--max-prompt-tokens", type=int, default=8192, help="prompt length after image expansion")
+    p.add_argument("--max-images", type=int, default=4, help="images per request")
+    p.add_argument("--max-image-mb", type=float, default=10.0, help="encoded size of one image, MiB")
+    p.add_argument("--allow-local-files", action="store_true", help="accept absolute local image paths in image_url")
     p.add_argument("--allow-remote-images", action="store_true", help="fetch http(s) image URLs")
-    p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
-    p.add_argument("--device", default="auto")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)

@@ -1,59 +1,35 @@
-"""OpenAI chat-completion requests -> our messages and images, every limit checked, errors in OpenAI's shape."""
+"""OpenAI chat-completion request bodies -> validated generation requests; every limit but prompt tokens here."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import urllib.request
-from pathlib import Path
+from dataclasses import dataclass, field
 
-from smvl.data.images import load_image
-from smvl.data.sample import BadSample
-from smvl.serve.limits import Limits
+from smvl.serve.errors import APIError
+from smvl.serve.images import fetch_image
+from smvl.serve.settings import Settings
 
-
-class APIError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 kind: str = "invalid_request_error"):
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
-
-    def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+ROLES = ("system", "user", "assistant", "tool")
 
 
-def _image_bytes(url: str, limits: Limits) -> bytes:
-    if url.startswith("data:"):
-        header, _, payload = url.partition(",")
-        if ";base64" not in header:
-            raise APIError(400, "image data URIs must be base64-encoded", "messages", "invalid_image")
-        if len(payload) * 3 // 4 > limits.max_image_bytes:
-            raise APIError(413, f"image is over {limits.max_image_bytes} bytes", "messages", "image_too_large")
-        try:
-            return base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise APIError(400, "image data URI is not valid base64", "messages", "invalid_image") from None
-    if url.startswith(("http://", "https://")):
-        if not limits.allow_remote_images:
-            raise APIError(400, "remote image URLs are disabled on this server; send a data: URI", "messages",
-                           "remote_images_disabled")
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (enabled explicitly by the operator)
-            data = response.read(limits.max_image_bytes + 1)
-    else:
-        if not limits.allow_local_files:
-            raise APIError(400, "local image paths are disabled on this server; send a data: URI", "messages",
-                           "local_files_disabled")
-        path = Path(url.removeprefix("file://"))
-        if not path.is_file():
-            raise APIError(400, f"image file {path} does not exist", "messages", "invalid_image")
-        data = path.read_bytes()
-    if len(data) > limits.max_image_bytes:
-        raise APIError(413, f"image is over {limits.max_image_bytes} bytes", "messages", "image_too_large")
-    return data
+@dataclass
+class ChatRequest:
+    messages: list[dict]
+    images: list = field(default_factory=list)
+    stream: bool = False
+    include_usage: bool = False
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    thinking: bool = False
+
+    def options(self) -> dict:
+        return {"max_new_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p,
+                "top_k": self.top_k}
 
 
-def _part(part, limits: Limits, images: list) -> dict:
-    if not isinstance(part, dict) or "type" not in part:
+def _part(part, settings: Settings, images: list) -> dict:
+    if not isinstance(part, dict) or not isinstance(part.get("type"), str):
         raise APIError(400, "each content part must be an object with a type", "messages")
     if part["type"] == "text":
         if not isinstance(part.get("text"), str):
@@ -62,50 +38,80 @@ def _part(part, limits: Limits, images: list) -> dict:
     if part["type"] == "image_url":
         spec = part.get("image_url")
         url = spec.get("url") if isinstance(spec, dict) else spec
-        if not isinstance(url, str):
+        if not isinstance(url, str) or not url:
             raise APIError(400, "image_url parts need a url", "messages")
-        if len(images) >= limits.max_images:
-            raise APIError(400, f"at most {limits.max_images} images per request", "messages", "too_many_images")
-        try:
-            images.append(load_image(_image_bytes(url, limits), max_pixels=limits.max_pixels))
-        except BadSample as exc:
-            status = 413 if exc.reason == "image too large" else 400
-            raise APIError(status, f"unusable image: {exc}", "messages", "invalid_image") from None
+        if len(images) >= settings.max_images:
+            raise APIError(400, f"at most {settings.max_images} images per request", "messages", "too_many_images")
+        images.append(fetch_image(url, settings))
         return {"type": "image"}
     raise APIError(400, f"unsupported content part type {part['type']!r}", "messages")
 
 
-def parse_chat_request(body, limits: Limits, model_name: str) -> dict:
-    """Validated {messages, images, stream, max_tokens, temperature, top_p, thinking}; APIError otherwise."""
-    if not isinstance(body, dict):
-        raise APIError(400, "the request body must be a JSON object")
-    if body.get("model") not in (None, model_name):
-        raise APIError(404, f"model {body.get('model')!r} does not exist; this server serves {model_name!r}",
-                       "model", "model_not_found")
-    raw = body.get("messages")
+def _messages(raw, settings: Settings) -> tuple[list[dict], list]:
     if not isinstance(raw, list) or not raw:
         raise APIError(400, "`messages` must be a non-empty list", "messages")
-    images, messages = [], []
+    # Counted before any image is decoded, so an over-long request costs nothing.
+    n_images = sum(1 for m in raw if isinstance(m, dict) and isinstance(m.get("content"), list)
+                   for p in m["content"] if isinstance(p, dict) and p.get("type") == "image_url")
+    if n_images > settings.max_images:
+        raise APIError(400, f"{n_images} images; at most {settings.max_images} per request", "messages",
+                       "too_many_images")
+    images, messages, chars = [], [], 0
     for m in raw:
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
-            raise APIError(400, "each message needs a role of system, user, assistant or tool", "messages")
+        if not isinstance(m, dict) or m.get("role") not in ROLES:
+            raise APIError(400, f"each message needs a role of {', '.join(ROLES)}", "messages")
         content = m.get("content")
         if isinstance(content, list):
-            content = [_part(p, limits, images) for p in content]
-        elif content is not None and not isinstance(content, str):
+            content = [_part(p, settings, images) for p in content]
+            chars += sum(len(p.get("text", "")) for p in content)
+        elif content is None or isinstance(content, str):
+            content = content or ""
+            chars += len(content)
+        else:
             raise APIError(400, "message content must be a string or a list of parts", "messages")
-        messages.append({**{k: v for k, v in m.items() if k in ("role", "tool_calls", "reasoning_content")},
-                         "content": content or ""})
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens", min(256, limits.max_tokens)))
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= limits.max_tokens:
-        raise APIError(400, f"max_tokens must be an integer from 1 to {limits.max_tokens}", "max_tokens")
-    temperature = body.get("temperature", 0.0)
-    top_p = body.get("top_p", 1.0)
-    if not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
-        raise APIError(400, "temperature must be between 0 and 2", "temperature")
-    if not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
-        raise APIError(400, "top_p must be in (0, 1]", "top_p")
-    thinking = body.get("enable_thinking", (body.get("chat_template_kwargs") or {}).get("enable_thinking", False))
-    return {"messages": messages, "images": images, "stream": bool(body.get("stream", False)),
-            "max_tokens": max_tokens, "temperature": float(temperature), "top_p": float(top_p),
-            "thinking": bool(thinking)}
+        if chars > settings.max_prompt_chars:
+            raise APIError(400, f"the prompt cannot fit {settings.max_prompt_tokens} tokens", "messages",
+                           "context_length_exceeded")
+        kept = {k: v for k, v in m.items() if k in ("tool_calls", "reasoning_content", "name", "tool_call_id")}
+        messages.append({"role": m["role"], **kept, "content": content})
+    return messages, images
+
+
+def _number(body: dict, name: str, default, low: float, high: float, integer: bool = False):
+    value = body.get(name)
+    if value is None:
+        return default
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+        kind = "an integer" if integer else "a number"
+        raise APIError(400, f"`{name}` must be {kind} from {low} to {high}", name)
+    return value
+
+
+def parse_chat_request(body, settings: Settings, model_name: str) -> ChatRequest:
+    """A validated ChatRequest with its images decoded; APIError (4xx) otherwise."""
+    if not isinstance(body, dict):
+        raise APIError(400, "the request body must be a JSON object")
+    if body.get("model") not in (None, "", model_name):
+        raise APIError(404, f"the model {body.get('model')!r} does not exist; this server serves {model_name!r}",
+                       "model", "model_not_found")
+    if body.get("n") not in (None, 1):
+        raise APIError(400, "only n=1 is supported", "n")
+    limit = settings.max_tokens
+    default = min(settings.default_max_tokens, limit)
+    key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+    max_tokens = _number(body, key, default, 1, limit, integer=True)
+    temperature = _number(body, "temperature", 0.0, 0, 2)
+    top_p = _number(body, "top_p", 1.0, 0, 1)
+    if top_p == 0:
+        raise APIError(400, "`top_p` must be above 0", "top_p")
+    top_k = _number(body, "top_k", 0, 0, 10**6, integer=True)
+    stream_options = body.get("stream_options") or {}
+    kwargs = body.get("chat_template_kwargs") or {}
+    if not isinstance(stream_options, dict) or not isinstance(kwargs, dict):
+        raise APIError(400, "`stream_options` and `chat_template_kwargs` must be objects")
+    thinking = body.get("enable_thinking", kwargs.get("enable_thinking", False))
+    messages, images = _messages(body.get("messages"), settings)
+    return ChatRequest(messages, images, stream=bool(body.get("stream", False)),
+                       include_usage=bool(stream_options.get("include_usage", False)), max_tokens=max_tokens,
+                       temperature=float(temperature), top_p=float(top_p), top_k=top_k, thinking=bool(thinking))

@@ -1,0 +1,46 @@
+"""OpenAI's response shapes: chat.completion, chat.completion.chunk as server-sent events, and usage."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from smvl.infer.generate import Generation
+
+
+def new_id() -> tuple[str, int]:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+
+
+def finish_reason(generation: Generation) -> str:
+    # OpenAI has no "cancelled"; a stream is only cancelled once nobody is reading it.
+    return "length" if generation.finish_reason == "length" else "stop"
+
+
+def usage(generation: Generation) -> dict:
+    prompt, completion = generation.prompt_tokens, generation.completion_tokens
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def completion(rid: str, created: int, model: str, text: str, generation: Generation) -> dict:
+    return {
+        "id": rid, "object": "chat.completion", "created": created, "model": model, "system_fingerprint": None,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+                     "finish_reason": finish_reason(generation)}],
+        "usage": usage(generation),
+    }
+
+
+def event(data: dict | str) -> str:
+    return f"data: {data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def chunk(rid: str, created: int, model: str, delta: dict | None, finish: str | None = None,
+          usage_: dict | None = None) -> str:
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+    data = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": None, "choices": choices}
+    if usage_ is not None:
+        data["usage"] = usage_
+    return event(data)

@@ -1,0 +1,41 @@
+"""Everything `smvl serve` can be told: the model, access, and what one request may ask for.
+
+Past a limit a request gets a 4xx at once (413 for sizes, 400 otherwise); past the queue, 503.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MiB = 2**20
+
+
+@dataclass
+class Settings:
+    model_name: str | None = None  # the id in /v1/models and responses (default: the model folder's name)
+    api_key: str | None = None  # when set, /v1/* needs `Authorization: Bearer KEY`
+    dtype: str = "auto"
+    device: str = "auto"
+    queue_depth: int = 16  # requests generating or waiting (one generates at a time); one more gets 503
+    max_body_bytes: int | None = None  # the whole request body; default: max_images base64 images + 1 MiB
+    max_image_bytes: int = 10 * MiB  # one image's encoded bytes (decoded base64, file or download)
+    max_pixels: int = 16_000_000  # width x height of one image, read from its header before decoding
+    max_images: int = 4  # per request
+    max_tokens: int = 1024  # the largest max_tokens / max_completion_tokens a request may ask for
+    default_max_tokens: int = 256  # when a request gives none
+    max_prompt_tokens: int = 8192  # the prompt after image expansion
+    allow_local_files: bool = False  # image_url may be a local path (absolute or file://)
+    allow_remote_images: bool = False  # image_url may be http(s), fetched with the same byte cap
+    remote_timeout_s: float = 10.0  # per remote image
+    body_timeout_s: float = 30.0  # to receive the request body, so slow senders cannot hold a queue slot
+
+    @property
+    def body_limit(self) -> int:
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return self.max_images * (self.max_image_bytes * 4 // 3 + 4) + MiB
+
+    @property
+    def max_prompt_chars(self) -> int:
+        """Texts longer than this cannot fit max_prompt_tokens and are refused before tokenizing."""
+        return 32 * self.max_prompt_tokens
