@@ -9,11 +9,12 @@ import importlib
 
 BENCH_MODULES = [
     "smvl.bench.generate",
+    "smvl.bench.train",
 ]
 
 
 def register(sub) -> None:
-    bench = sub.add_parser("bench", help="benchmarks (generation speed, ...)")
+    bench = sub.add_parser("bench", help="benchmarks (generation speed, training step vs the reference recipe)")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
     for name in BENCH_MODULES:
         importlib.import_module(name).register(bench_sub)

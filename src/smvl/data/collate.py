@@ -166,6 +166,7 @@ class Encoder:
             labels = [t if k != "image" else IGNORE for t, k in zip(ids, kinds)]
         pad_id = self.tok.pad_token_id
         labels = [IGNORE if t == pad_id and k != "answer" else lab for t, k, lab in zip(ids, kinds, labels)]
+        labels[0] = IGNORE  # nothing precedes it, so nothing predicts it (and Trainer's token count agrees)
         enc = Encoded(ids, labels, kinds, tiles=grids, truncated=truncated, id=sid)
         if images:
             out = self.processor.image_processor(
@@ -195,9 +196,13 @@ def collate(batch: list[Encoded], pad_id: int, options: CollateOptions) -> dict[
         ids[i, :n] = torch.tensor(e.input_ids)
         labels[i, :n] = torch.tensor(e.labels)
         mask[i, :n] = 1
-    out = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, **image_tensors(batch)}
+
+
+def image_tensors(batch: list[Encoded]) -> dict[str, torch.Tensor]:
+    """Every sample's tiles in token order (the order the model fills image tokens in), as one [1, tiles, ...]."""
     tiles = [e for e in batch if e.pixel_values is not None]
-    if tiles:
-        out["pixel_values"] = torch.cat([e.pixel_values for e in tiles])[None]
-        out["pixel_attention_mask"] = torch.cat([e.pixel_attention_mask for e in tiles])[None]
-    return out
+    if not tiles:
+        return {}
+    return {"pixel_values": torch.cat([e.pixel_values for e in tiles])[None],
+            "pixel_attention_mask": torch.cat([e.pixel_attention_mask for e in tiles])[None]}

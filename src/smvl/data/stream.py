@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from smvl.data.collate import CollateOptions, Encoded, Encoder, collate
+from smvl.data.pack import budget_batches
 from smvl.data.sample import BadSample, Sample
 from smvl.data.skips import SkipLog
 
@@ -46,12 +47,13 @@ class BatchStream(IterableDataset):
         epochs: int | None = None,
         skips: SkipLog | None = None,
         pack: Callable[[list[Encoded]], dict] | None = None,
+        token_budget: int | None = None,
     ):
         self.samples, self.encoder, self.batch_size, self.options = samples, encoder, batch_size, options
         self.group_by_length, self.buffer_batches = group_by_length, buffer_batches
         self.rank, self.world_size, self.seed, self.epochs = rank, world_size, seed, epochs
         self.skips = skips if skips is not None else SkipLog()
-        self.pack = pack
+        self.pack, self.token_budget = pack, token_budget
         self.pad_id = encoder.tok.pad_token_id
 
     def _shard(self) -> tuple[int, int]:
@@ -93,6 +95,10 @@ class BatchStream(IterableDataset):
             epoch += 1
 
     def _batches(self, buffer: list[Encoded], rng: random.Random) -> list[list[Encoded]]:
+        if self.token_budget:
+            batches = budget_batches(buffer, self.token_budget)
+            rng.shuffle(batches)
+            return batches
         if self.group_by_length:
             return length_grouped(buffer, self.batch_size, rng)
         return [buffer[i : i + self.batch_size] for i in range(0, len(buffer), self.batch_size)]

@@ -17,7 +17,9 @@ class ModelConfig:
     text: str | None = None
     path: str | None = None  # or an already spliced / trained model folder
     scale_factor: int | None = None
-    attn_implementation: str = "sdpa"  # "eager" | "sdpa" | "flash_attention_2"
+    # auto: flash-attention-2 where installed, else per-sample (varlen) attention for packed rows + SDPA for vision;
+    # or "sdpa" | "eager" | "flash_attention_2" for both
+    attn_implementation: str = "auto"
 
 
 @dataclass
@@ -42,6 +44,9 @@ class DataConfig:
     retile: bool = True
     image_splitting: bool | None = None  # None: the processor's own setting; false: the global image only
     group_by_length: bool = True
+    packing: bool = True  # a batch is one padding-free row, each sample attending only to itself
+    pack_tokens: int | None = None  # with packing: a step is the samples that fit in this many tokens (batch_size
+    # then only sizes the shuffle buffer); None: batch_size samples per step
     num_workers: int = 0
     max_skip_fraction: float = 0.05
 
@@ -73,6 +78,8 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     bf16: str = "auto"  # auto: where the device supports it
     gradient_checkpointing: bool = False
+    labelled_loss: bool = True  # logits only at labelled positions, in chunks (false: the model's own full-logit loss)
+    loss_chunk: int = 256  # rows of logits at a time in labelled_loss (256 x 151,936 fp32 = 156 MB)
     eval_every: int | None = None  # default: 1/8 of the stage
     save_every: int | None = None  # default: 1/8 of the stage
     save_limit: int = 8

@@ -6,6 +6,7 @@ import os
 import random
 
 from smvl.data.collate import CollateOptions, Encoder
+from smvl.data.pack import pack
 from smvl.data.skips import SkipLog
 from smvl.data.stream import BatchStream
 from smvl.train.config import TrainConfig
@@ -81,7 +82,9 @@ def build_streams(cfg: TrainConfig, processor):
     skips = SkipLog(cfg.data.max_skip_fraction)
     encoder = Encoder(processor, collate_options(cfg))
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    common = dict(encoder=encoder, batch_size=cfg.batch_size, options=encoder.options, seed=cfg.seed)
+    common = dict(encoder=encoder, batch_size=cfg.batch_size, options=encoder.options, seed=cfg.seed,
+                  pack=pack if cfg.data.packing else None,
+                  token_budget=cfg.data.pack_tokens if cfg.data.packing else None)
     train = BatchStream(train_samples(cfg, skips), group_by_length=cfg.data.group_by_length, rank=rank,
                         world_size=world, skips=skips, **common)
     held_out = eval_samples(cfg, skips)

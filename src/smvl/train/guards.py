@@ -9,35 +9,35 @@ import torch
 from transformers import TrainerCallback
 
 from smvl.errors import UserError
+from smvl.train.loss import labelled_loss, unwrap
 
 
 class TrainingHalted(UserError):
     pass
 
 
-def preflight(model, batch: dict[str, torch.Tensor]) -> str:
+def preflight(model, batch: dict) -> str:
     """Raise TrainingHalted unless the image reaches the loss and every trainable component gets gradient."""
     if "pixel_values" not in batch:
         raise TrainingHalted("the first batch has no images; cannot verify that the model sees them")
     device = next(model.parameters()).device
-    batch = {k: v.to(device) for k, v in batch.items()}
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        base = model(**batch).logits
-        flipped = model(**{**batch, "pixel_values": -batch["pixel_values"]}).logits
-    labelled = batch["labels"] != -100
-    change = (base - flipped)[labelled].abs().max().item() if labelled.any() else 0.0
+        base, count = labelled_loss(model, batch)
+        flipped, _ = labelled_loss(model, {**batch, "pixel_values": -batch["pixel_values"]})
+    change = abs(base - flipped).item() / max(1, count.item())
     if not change > 0:
         raise TrainingHalted(
-            "blind model: changing the image does not change the logits at labelled positions; check that "
+            "blind model: changing the image does not change the loss at labelled positions; check that "
             "config.image_token_id matches the processor's image token and that image tokens reach the LM"
         )
     model.train(was_training)
     model.zero_grad(set_to_none=True)
-    model(**batch).loss.backward()
+    labelled_loss(model, batch)[0].backward()
     dead = []
-    inner = (model.get_base_model() if hasattr(model, "get_base_model") else model).model  # PEFT wraps the model
+    inner = unwrap(model).model
     for name, module in (("connector", inner.connector), ("vision", inner.vision_model), ("text", inner.text_model)):
         params = [p for p in module.parameters() if p.requires_grad]
         if params and sum(p.grad.abs().sum().item() for p in params if p.grad is not None) == 0:
@@ -45,7 +45,7 @@ def preflight(model, batch: dict[str, torch.Tensor]) -> str:
     model.zero_grad(set_to_none=True)
     if dead:
         raise TrainingHalted(f"trainable {', '.join(dead)} parameters get no gradient from the loss")
-    return f"preflight: image changes labelled logits by up to {change:.3g}; trainable parameters get gradient"
+    return f"preflight: the image moves the mean labelled loss by {change:.3g}; trainable parameters get gradient"
 
 
 class GuardCallback(TrainerCallback):

@@ -19,16 +19,34 @@ from transformers import AutoModelForImageTextToText, Trainer, TrainingArguments
 from smvl.splice.model import PROVENANCE
 from smvl.train import checkpoints
 from smvl.train.config import StageConfig, TrainConfig
+from smvl.train.attention import training_attention
 from smvl.train.guards import GuardCallback, preflight
+from smvl.train.loss import labelled_loss
 from smvl.train.recipes import LORA_TARGETS, apply_recipe, count_params, format_counts
 
 
 class StreamTrainer(Trainer):
-    """A Trainer fed ready-made batches from our BatchStreams (each rank already holds its own shard)."""
+    """A Trainer fed ready-made batches from our BatchStreams (each rank already holds its own shard), with the loss
+    computed at labelled positions only (`loss_chunk` rows of logits at a time) unless `loss_chunk` is None."""
 
-    def __init__(self, *args, train_stream, eval_stream, num_workers: int = 0, **kwargs):
+    def __init__(self, *args, train_stream, eval_stream, num_workers: int = 0, loss_chunk: int | None = None,
+                 **kwargs):
         super().__init__(*args, train_dataset=train_stream, eval_dataset=eval_stream, **kwargs)
         self.train_stream, self.eval_stream, self.num_workers = train_stream, eval_stream, num_workers
+        self.loss_chunk = loss_chunk
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.loss_chunk is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        total, count = labelled_loss(model, inputs, self.loss_chunk)
+        if num_items_in_batch is None:
+            loss = total / count.clamp(min=1)
+        else:
+            # As transformers' own losses: normalised over the whole accumulated (and, by default, global) batch.
+            loss = total / num_items_in_batch
+            if self.args.average_tokens_across_devices:
+                loss = loss * self.accelerator.num_processes
+        return (loss, {"loss": loss}) if return_outputs else loss
 
     def get_train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_stream, batch_size=None, num_workers=self.num_workers)
@@ -75,6 +93,7 @@ def training_args(cfg: TrainConfig, stage: StageConfig, stage_dir: Path) -> Trai
         save_total_limit=max(2, cfg.save_limit),
         load_best_model_at_end=True,
         metric_for_best_model="eval_loss",
+        prediction_loss_only=True,  # evaluation needs the loss; gathering every logit would cost tokens x vocab
         greater_is_better=False,
         logging_steps=cfg.log_every,
         logging_first_step=True,
@@ -102,11 +121,15 @@ def wrap_lora(model, stage: StageConfig):
     return get_peft_model(model, config)
 
 
+def set_use_cache(model, flag: bool) -> None:
+    model.config.use_cache = flag
+    model.config.text_config.use_cache = flag  # the text model reads its own
+
+
 def load_stage_model(source: Path, stage: StageConfig, cfg: TrainConfig):
-    model = AutoModelForImageTextToText.from_pretrained(
-        source, dtype=torch.float32, attn_implementation=cfg.model.attn_implementation
-    )
-    model.config.use_cache = False  # a cache during training is wasted memory (and breaks packing's mask)
+    model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32, attn_implementation="sdpa")
+    model.set_attn_implementation(training_attention(cfg.model.attn_implementation))
+    set_use_cache(model, False)  # a cache is wasted memory in training, and with one packed samples see each other
     apply_recipe(model, stage.recipe)
     if stage.recipe == "lora":
         model = wrap_lora(model, stage)
@@ -122,7 +145,7 @@ def save_final(model, processor, source: Path, stage: StageConfig, final: Path) 
     if stage.recipe == "lora":
         model.save_pretrained(tmp / "adapter")
         model = model.merge_and_unload()
-    model.config.use_cache = True
+    set_use_cache(model, True)
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
     provenance = json.loads((source / PROVENANCE).read_text()) if (source / PROVENANCE).is_file() else {}
@@ -151,6 +174,7 @@ def run_stage(cfg: TrainConfig, stage: StageConfig, source: Path, stage_dir: Pat
         eval_stream=eval_stream,
         num_workers=cfg.data.num_workers,
         callbacks=[checkpoints.MarkCompleteCallback(), GuardCallback(cfg.zero_grad_patience)],
+        loss_chunk=cfg.loss_chunk if cfg.labelled_loss else None,
     )
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if trainer.is_world_process_zero():
