@@ -7,8 +7,8 @@ CUDA (checked once against the per-sample path, else not used), otherwise one ca
 come from `cu_seq_lens_q` (set by the packing collator; flash_attention_2 reads the same key) or from restarting
 `position_ids`. A call with an attention mask (padding, generation) goes to plain SDPA unchanged.
 
-The implementation is set on the text model for training only; checkpoints are saved with "sdpa" (see
-`use_packed_attention`), so nothing we write needs this module to load.
+The implementation is set on the text model for training only; transformers does not write the attention
+implementation into config.json (tested), so nothing we save needs this module to load.
 """
 
 from __future__ import annotations
@@ -118,8 +118,3 @@ def training_attention(setting: str) -> dict[str, str]:
         return {"text_config": "flash_attention_2", "vision_config": "flash_attention_2"}
     return {"text_config": NAME, "vision_config": "sdpa"}
 
-
-def saved_attention(model) -> None:
-    """Back to stock implementations before a checkpoint is written, so it loads without this module."""
-    if model.config.text_config._attn_implementation == NAME:
-        model.set_attn_implementation({"text_config": "sdpa"})
