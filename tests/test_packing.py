@@ -180,3 +180,25 @@ def test_a_token_budget_stream_yields_every_sample_once_in_rows_under_budget(set
     batches = list(stream)
     assert sum(len(b["cu_seq_lens_q"]) - 1 for b in batches) == 12 and len(batches) < 12
     assert all(b["input_ids"].shape[1] <= 600 or len(b["cu_seq_lens_q"]) == 2 for b in batches)
+
+
+def test_packed_attention_rows_from_position_ids_match_one_row_at_a_time():
+    """Rows of a batch without cu_seq_lens: each row's segments come from its own position ids."""
+    from smvl.train.attention import packed_attention
+
+    torch.manual_seed(0)
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 2, True
+    q, k, v = torch.randn(2, 4, 10, 8), torch.randn(2, 2, 10, 8), torch.randn(2, 2, 10, 8)
+    positions = torch.tensor([[0, 1, 2, 3, 0, 1, 2, 0, 1, 2], [0, 1, 2, 3, 4, 5, 0, 1, 2, 3]])
+    both, _ = packed_attention(module, q, k, v, None, scaling=0.35, position_ids=positions)
+    for b in range(2):
+        cu = segments_from_positions(positions[b : b + 1])
+        alone, _ = packed_attention(module, q[b : b + 1], k[b : b + 1], v[b : b + 1], None, scaling=0.35,
+                                    cu_seq_lens_q=cu)
+        torch.testing.assert_close(both[b : b + 1], alone)
+        # and each segment equals attention over that segment alone
+        a, z = cu[1].item(), cu[2].item()
+        seg, _ = packed_attention(module, q[b : b + 1, :, a:z], k[b : b + 1, :, a:z], v[b : b + 1, :, a:z], None,
+                                  scaling=0.35)
+        torch.testing.assert_close(alone[:, a:z], seg)

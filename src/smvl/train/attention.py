@@ -4,8 +4,8 @@ transformers' SDPA path turns packed `position_ids` into a dense [T, T] block-di
 memory and the attention FLOPs grow with the square of the whole row, not of each sample. `packed` (registered as an
 attention implementation under NAME) runs attention per sample instead: torch's flash-attention varlen kernel on
 CUDA (checked once against the per-sample path, else not used), otherwise one causal SDPA call per sample. Segments
-come from `cu_seq_lens_q` (set by the packing collator; flash_attention_2 reads the same key) or from restarting
-`position_ids`. A call with an attention mask (padding, generation) goes to plain SDPA unchanged.
+come from `cu_seq_lens_q` (set by the packing collator for its one row; flash_attention_2 reads the same key) or,
+row by row, from restarting `position_ids`. A call with an attention mask (padding, generation) goes to plain SDPA unchanged.
 
 The implementation is set on the text model for training only; transformers does not write the attention
 implementation into config.json (tested), so nothing we save needs this module to load.
@@ -74,24 +74,35 @@ def _varlen_usable(module, query, key, value, scaling) -> bool:
     return _varlen_ok[tag]
 
 
+def _attend(module, query, key, value, cu, dropout, scaling, **kwargs) -> torch.Tensor:
+    """One row [1, heads, T, dim] whose samples are delimited by cu -> [1, T, heads, dim]."""
+    cu = cu.to(device=query.device, dtype=torch.int32)
+    if dropout == 0.0 and _varlen_usable(module, query, key, value, scaling):
+        return _varlen(module, query, key, value, cu, scaling)
+    return _per_segment(module, query, key, value, cu, dropout, scaling, **kwargs)
+
+
 def packed_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
     cu = kwargs.pop("cu_seq_lens_q", None)
     for unused in ("cu_seq_lens_k", "max_length_q", "max_length_k"):
         kwargs.pop(unused, None)
-    position_ids = kwargs.get("position_ids")
-    if attention_mask is not None or query.shape[2] != key.shape[2] or query.shape[0] != 1:
+    if attention_mask is not None or query.shape[2] != key.shape[2]:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     if kwargs.get("sliding_window") is not None:
         raise NotImplementedError("packed attention does not implement sliding windows; use attn_implementation=sdpa")
-    if cu is None:
-        if position_ids is None:
-            return sdpa_attention_forward(module, query, key, value, None, dropout=dropout, scaling=scaling, **kwargs)
-        cu = segments_from_positions(position_ids)
-    cu = cu.to(device=query.device, dtype=torch.int32)
-    if dropout == 0.0 and _varlen_usable(module, query, key, value, scaling):
-        return _varlen(module, query, key, value, cu, scaling), None
-    return _per_segment(module, query, key, value, cu, dropout, scaling, **kwargs), None
+    position_ids = kwargs.get("position_ids")
+    rows = []
+    for b in range(query.shape[0]):
+        if cu is not None and query.shape[0] == 1:
+            bounds = cu
+        elif position_ids is not None:
+            bounds = segments_from_positions(position_ids[b if position_ids.shape[0] > 1 else 0][None])
+        else:
+            bounds = torch.tensor([0, query.shape[2]])
+        q, k, v = (t[b : b + 1] for t in (query, key, value))
+        rows.append(_attend(module, q, k, v, bounds, dropout, scaling, **kwargs))
+    return torch.cat(rows), None
 
 
 def packed_mask(*args, attention_mask=None, **kwargs):
