@@ -68,7 +68,7 @@ class TrainConfig:
     # One stage from these fields, or several from `stages` (each from the previous stage's weights).
     recipe: str = "full"
     lr: float = 2e-3
-    steps: int = 1500
+    steps: int = 2500
     stages: list[StageConfig] = field(default_factory=list)
     batch_size: int = 16  # per device
     grad_accum: int = 1
