@@ -33,6 +33,7 @@ def test_demo_run_learns_and_publishes_a_stock_model(demo_run):
     logs = history(demo_run)
     losses = [h["loss"] for h in logs if "loss" in h]
     assert losses[-1] < 0.3 * losses[0], losses
+    assert all(h["samples_per_s"] > 0 and h["tokens_per_s"] > h["samples_per_s"] for h in logs if "loss" in h)
     evals = [h["eval_loss"] for h in logs if "eval_loss" in h]
     assert evals[-1] < evals[0]
     final = demo_run / "final"

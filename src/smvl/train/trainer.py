@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import torch
@@ -34,6 +35,22 @@ class StreamTrainer(Trainer):
         super().__init__(*args, train_dataset=train_stream, eval_dataset=eval_stream, **kwargs)
         self.train_stream, self.eval_stream, self.num_workers = train_stream, eval_stream, num_workers
         self.loss_chunk = loss_chunk
+        self._seen = {"samples": 0, "tokens": 0, "since": time.perf_counter()}
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self._seen["samples"] += batch_samples(inputs)
+        self._seen["tokens"] += batch_tokens(inputs)
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def log(self, logs, start_time=None):
+        """Training logs also carry this process's samples/s and tokens/s since the last log: with packing a step
+        holds a varying number of samples, so steps/s alone says little."""
+        if "loss" in logs and self._seen["samples"]:
+            seconds = time.perf_counter() - self._seen["since"]
+            logs["samples_per_s"] = round(self._seen["samples"] / seconds, 3)
+            logs["tokens_per_s"] = round(self._seen["tokens"] / seconds, 1)
+            self._seen = {"samples": 0, "tokens": 0, "since": time.perf_counter()}
+        super().log(logs, start_time)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.loss_chunk is None:
@@ -53,6 +70,16 @@ class StreamTrainer(Trainer):
 
     def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
         return DataLoader(self.eval_stream, batch_size=None)
+
+
+def batch_samples(inputs: dict) -> int:
+    cu = inputs.get("cu_seq_lens_q")
+    return len(cu) - 1 if cu is not None else inputs["input_ids"].shape[0]
+
+
+def batch_tokens(inputs: dict) -> int:
+    mask = inputs.get("attention_mask")
+    return int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
 
 
 def use_bf16(setting: str) -> bool:
