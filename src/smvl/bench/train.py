@@ -90,8 +90,8 @@ def sync(device: torch.device) -> None:
 class Phase:
     """Accumulates one recipe's time, samples, tokens, loss and peak memory over the rounds."""
 
-    def __init__(self, name: str, model, attention: dict, step):
-        self.name, self.model, self.attention, self.step = name, model, attention, step
+    def __init__(self, model, attention: dict, step):
+        self.model, self.attention, self.step = model, attention, step
         self.seconds = self.samples = self.tokens = self.peak = self.flops = 0
         self.loss_sum, self.labelled = 0.0, 0
 
@@ -154,6 +154,7 @@ def bench_train(vision: str | None = None, text: str | None = None, text_layers:
     from smvl.data.pack import budget_batches
     from smvl.train.attention import training_attention
     from smvl.train.recipes import apply_recipe
+    from smvl.train.trainer import set_use_cache
 
     if samples < 1 or pack_tokens < 1:
         raise UserError("--samples and --pack-tokens must be at least 1")
@@ -164,16 +165,16 @@ def bench_train(vision: str | None = None, text: str | None = None, text_layers:
     model, processor = bench_model(vision or default_source("vision"), text or default_source("text"),
                                    text_layers, vision_layers, seed)
     model.to(dev, {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype])
-    model.config.use_cache = model.config.text_config.use_cache = False
+    set_use_cache(model, False)
     apply_recipe(model, recipe)
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.0)
     encs = bench_samples(processor, samples, seed, labels)
     pad_id = processor.tokenizer.pad_token_id
 
-    reference = Phase("reference", model, {"text_config": "eager", "vision_config": "eager"},
+    reference = Phase(model, {"text_config": "eager", "vision_config": "eager"},
                       lambda e: reference_step(model, e, pad_id, labels))
-    ours = Phase("smvl", model, training_attention("auto"), lambda es: our_step(model, es, chunk))
+    ours = Phase(model, training_attention("auto"), lambda es: our_step(model, es, chunk))
     rounds = budget_batches(encs, pack_tokens)
     warm_up = rounds if count_flops else rounds[-1:]  # the shortest row, or every row while counting FLOPs
     reference.run(optimizer, [e for row in warm_up for e in row], timed=False, count_flops=count_flops)

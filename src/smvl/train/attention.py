@@ -44,11 +44,10 @@ def _per_segment(module, query, key, value, cu, dropout, scaling, **kwargs) -> t
     return torch.cat(outs, dim=1)  # [1, T, heads, dim]
 
 
-def _varlen(module, query, key, value, cu, scaling) -> torch.Tensor:
+def _varlen(module, query, key, value, cu, scaling, longest: int) -> torch.Tensor:
     from torch.nn.attention.varlen import varlen_attn
 
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # [T, heads, dim]
-    longest = int((cu[1:] - cu[:-1]).max())
     out = varlen_attn(q, k, v, cu, cu, longest, longest, scale=scaling, window_size=(-1, 0),
                       enable_gqa=k.shape[1] != q.shape[1])
     return out[None]
@@ -66,7 +65,7 @@ def _varlen_usable(module, query, key, value, scaling) -> bool:
                 cu = torch.tensor([0, n // 3, n], dtype=torch.int32, device=query.device)
                 with torch.no_grad():
                     want = _per_segment(module, q, k, v, cu, 0.0, scaling)
-                    got = _varlen(module, q, k, v, cu, scaling)
+                    got = _varlen(module, q, k, v, cu, scaling, n - n // 3)
                 ok = torch.allclose(got.float(), want.float(), atol=2e-2, rtol=2e-2)
             except Exception as exc:  # an unsupported GPU, head size or build: the per-segment path still works
                 log.warning("torch varlen attention unusable (%s); using per-sample SDPA", exc)
@@ -74,17 +73,18 @@ def _varlen_usable(module, query, key, value, scaling) -> bool:
     return _varlen_ok[tag]
 
 
-def _attend(module, query, key, value, cu, dropout, scaling, **kwargs) -> torch.Tensor:
+def _attend(module, query, key, value, cu, longest, dropout, scaling, **kwargs) -> torch.Tensor:
     """One row [1, heads, T, dim] whose samples are delimited by cu -> [1, T, heads, dim]."""
     cu = cu.to(device=query.device, dtype=torch.int32)
     if dropout == 0.0 and _varlen_usable(module, query, key, value, scaling):
-        return _varlen(module, query, key, value, cu, scaling)
+        # The collator's max_length_q where given: computing it from cu on the GPU would sync every layer.
+        return _varlen(module, query, key, value, cu, scaling, longest or int((cu[1:] - cu[:-1]).max()))
     return _per_segment(module, query, key, value, cu, dropout, scaling, **kwargs)
 
 
 def packed_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
-    cu = kwargs.pop("cu_seq_lens_q", None)
-    for unused in ("cu_seq_lens_k", "max_length_q", "max_length_k"):
+    cu, longest = kwargs.pop("cu_seq_lens_q", None), kwargs.pop("max_length_q", None)
+    for unused in ("cu_seq_lens_k", "max_length_k"):
         kwargs.pop(unused, None)
     if attention_mask is not None or query.shape[2] != key.shape[2]:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
@@ -94,14 +94,15 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
     position_ids = kwargs.get("position_ids")
     rows = []
     for b in range(query.shape[0]):
+        row_longest = None
         if cu is not None and query.shape[0] == 1:
-            bounds = cu
+            bounds, row_longest = cu, longest
         elif position_ids is not None:
             bounds = segments_from_positions(position_ids[b if position_ids.shape[0] > 1 else 0][None])
         else:
             bounds = torch.tensor([0, query.shape[2]])
         q, k, v = (t[b : b + 1] for t in (query, key, value))
-        rows.append(_attend(module, q, k, v, bounds, dropout, scaling, **kwargs))
+        rows.append(_attend(module, q, k, v, bounds, row_longest, dropout, scaling, **kwargs))
     return torch.cat(rows), None
 
 

@@ -149,8 +149,8 @@ def wrap_lora(model, stage: StageConfig):
 
 
 def set_use_cache(model, flag: bool) -> None:
-    model.config.use_cache = flag
-    model.config.text_config.use_cache = flag  # the text model reads its own
+    model.config.use_cache = flag  # what a SmolVLM forward reads when not told (tests/test_packing.py)
+    model.config.text_config.use_cache = flag  # what the text model reads when used on its own
 
 
 def load_stage_model(source: Path, stage: StageConfig, cfg: TrainConfig):
