@@ -235,3 +235,30 @@ def test_mixture_proportions():
     assert [s.id for s in again] == [s.id for s in draws]
     with pytest.raises(ValueError, match="unknown subset"):
         parse_weights("a:1,zz:2", ["a"])
+
+
+def test_all_subsets_without_weights_interleave_in_proportion_to_size(tmp_path):
+    """`subsets: all` with no weights must not read the subsets one after another (alphabetically): every prefix of
+    the stream holds each subset in about its share of the whole, and every row is still read once."""
+    root = tmp_path / "c"
+    for name, n in (("aaa", 120), ("mmm", 60), ("zzz", 20)):
+        write_subset(root, name, [row() for _ in range(n)])
+    samples = list(open_source(str(root), subsets="all", holdout=0, seed=5))
+    assert Counter(s.source for s in samples) == {"aaa": 120, "mmm": 60, "zzz": 20}
+    # Drawn without replacement, the first 40 follow a multivariate hypergeometric law: for zzz (share 0.1)
+    # mean 4, sd ~1.7; for aaa (0.6) mean 24, sd ~2.8. Bounds at ~2.5 sd fail in well under 1% of seeds.
+    first = Counter(s.source for s in samples[:40])
+    assert 18 <= first["aaa"] <= 30 and 6 <= first["mmm"] <= 18 and 1 <= first["zzz"] <= 8, first
+    again = [s.id for s in open_source(str(root), subsets="all", holdout=0, seed=5)]
+    assert again == [s.id for s in samples]
+    capped = open_source(str(root), subsets="all", holdout=0, seed=5, max_samples=20)
+    assert [s.id for s in capped] == [s.id for s in samples[:20]]
+
+
+def test_count_holdout_eval_split_is_stratified_over_subsets(tmp_path):
+    root = tmp_path / "c"
+    for name, n in (("aaa", 100), ("mmm", 50), ("zzz", 30)):
+        write_subset(root, name, [row() for _ in range(n)])
+    held = [s.source for s in open_source(str(root), split="test", holdout=10, seed=1)]
+    assert Counter(held) == {"aaa": 10, "mmm": 10, "zzz": 10}
+    assert set(held[:9]) == {"aaa", "mmm", "zzz"}

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from smvl.data.images import load_image
-from smvl.data.mixing import parse_weights, weighted_interleave
+from smvl.data.mixing import parse_weights, proportional_interleave, weighted_interleave
 from smvl.data.sample import BadSample, Sample
 from smvl.data.skips import SkipLog, TooManySkipped
+from smvl.data.split import Selector
 
 HUB_ID = "HuggingFaceM4/the_cauldron"
 
@@ -70,6 +71,29 @@ def _local_rows(folder: Path, streaming: bool) -> Iterator[dict]:
             yield from batch.to_pylist()
 
 
+def _local_size(folder: Path) -> int:
+    """Rows of a subset from the parquet footers: no row is read."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for file in sorted(folder.glob("*.parquet")):
+        try:
+            total += pq.ParquetFile(file).metadata.num_rows
+        except Exception:  # noqa: BLE001 - a broken file is reported when its rows are read
+            pass
+    return total
+
+
+def _hub_size(subset: str) -> int | None:
+    """Rows of a hub subset from its dataset card's split sizes (metadata only), None when unknown."""
+    try:
+        from datasets import load_dataset_builder
+
+        return load_dataset_builder(HUB_ID, subset).info.splits["train"].num_examples
+    except Exception:  # noqa: BLE001 - no metadata: the caller falls back to equal shares
+        return None
+
+
 def _hub_rows(subset: str, streaming: bool) -> Iterator[dict]:
     from datasets import load_dataset
 
@@ -101,7 +125,7 @@ def cauldron_samples(root: str | Path | None, subsets: str = "all", split: str =
                      weights: str | None = None, seed: int = 0, max_samples: int | None = None,
                      streaming: bool = True, skips: SkipLog | None = None,
                      shard: tuple[int, int] = (0, 1)) -> Iterator[Sample]:
-    """Samples of the chosen subsets, mixed by `weights` (or read one subset after another)."""
+    """Samples of the chosen subsets, mixed by `weights`, or without weights in proportion to their sizes."""
     skips = skips if skips is not None else SkipLog()
     if root is not None:
         root = Path(root)
@@ -114,6 +138,7 @@ def cauldron_samples(root: str | Path | None, subsets: str = "all", split: str =
         if missing:
             raise FileNotFoundError(f"{root} has no subset folder(s) {', '.join(missing)}")
         rows = {n: _local_rows(root / n, streaming) for n in names}
+        sizes = None if weights else {n: _local_size(root / n) for n in names}
     else:
         if subsets == "all":
             from datasets import get_dataset_config_names
@@ -122,11 +147,19 @@ def cauldron_samples(root: str | Path | None, subsets: str = "all", split: str =
         else:
             names = [s.strip() for s in subsets.split(",") if s.strip()]
         rows = {n: _hub_rows(n, streaming) for n in names}
-    from smvl.data.sources import Selector
-
-    streams = {n: _subset_samples(n, rows[n], Selector(n, split, holdout, seed, shard), skips) for n in names}
-    mixed = weighted_interleave(streams, parse_weights(weights, names), seed) if weights else (
-        s for n in names for s in streams[n])
+        sizes = None if weights else {n: _hub_size(n) for n in names}
+    selectors = {n: Selector(n, split, holdout, seed, shard) for n in names}
+    streams = {n: _subset_samples(n, rows[n], selectors[n], skips) for n in names}
+    if weights:
+        mixed = weighted_interleave(streams, parse_weights(weights, names), seed)
+    else:
+        # Subsets in proportion to their size, interleaved: read one after another, a capped run (max_samples)
+        # would train on the alphabetically first subsets only.
+        if all(v is not None for v in sizes.values()):
+            counts = {n: selectors[n].expected(sizes[n]) for n in names}
+        else:
+            counts = dict.fromkeys(names, 1.0)  # sizes unknown: equal shares, still interleaved
+        mixed = proportional_interleave(streams, counts, seed)
     for i, sample in enumerate(mixed):
         if max_samples is not None and i >= max_samples:
             return

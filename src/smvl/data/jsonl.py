@@ -64,7 +64,7 @@ def to_sample(record, sid: str, base_dir: Path, source: str) -> Sample:
 
 
 def read_chat_file(path: str | Path, skips: SkipLog, select=None) -> Iterator[Sample]:
-    """Samples of one file; `select` (a sources.Selector: split and shard) is asked before anything is decoded."""
+    """Samples of one file; `select` (a split.Selector: split and shard) is asked before anything is decoded."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")

@@ -1,4 +1,5 @@
-"""Mixing streams: subsets by weight, and text-only samples at a ratio (SmolVLM kept ~14% text)."""
+"""Mixing streams: subsets in proportion to their size or by weight, and text-only samples at a ratio (SmolVLM
+kept ~14% text)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,28 @@ def weighted_interleave(streams: dict[str, Iterator[Sample]], weights: dict[str,
             yield next(live[name])
         except StopIteration:
             del live[name]
+
+
+def proportional_interleave(streams: dict[str, Iterator[Sample]], sizes: dict[str, float],
+                            seed: int) -> Iterator[Sample]:
+    """Interleave streams in proportion to their (expected) sizes, drawing without replacement: the next subset is
+    chosen with probability proportional to its remaining count, so every prefix of the output holds the subsets in
+    about their share of the whole, and they all run out together. A stream longer than its count carries on at
+    the end; one shorter simply drops out."""
+    rng = random.Random(seed)
+    live = {n: iter(s) for n, s in streams.items()}
+    left = {n: max(0.0, float(sizes.get(n, 0))) for n in live}
+    while live:
+        names = list(live)
+        counts = [left[n] for n in names]
+        name = rng.choices(names, counts)[0] if any(counts) else rng.choice(names)
+        try:
+            sample = next(live[name])
+        except StopIteration:
+            del live[name]
+            continue
+        left[name] = max(0.0, left[name] - 1)
+        yield sample
 
 
 def mix_text_only(image_samples: Iterable[Sample], text_samples: Iterable[Sample], ratio: float,

@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 from smvl.data.sample import BadSample, Sample
 from smvl.data.skips import SkipLog
+from smvl.data.split import Selector
 
 
 def _validated(samples, skips: SkipLog) -> Iterator[Sample]:
@@ -28,34 +27,6 @@ def _validated(samples, skips: SkipLog) -> Iterator[Sample]:
             continue
         skips.ok()
         yield sample
-
-
-def in_split(key: str, index: int, split: str, holdout: float, seed: int) -> bool:
-    """Hold-outs by count take the first `holdout` records; by fraction, a stable hash of (seed, key, index), so
-    the split is the same whatever the order of reading."""
-    if holdout >= 1:
-        test = index < holdout
-    else:
-        digest = hashlib.blake2b(f"{seed}:{key}:{index}".encode(), digest_size=8).digest()
-        test = int.from_bytes(digest, "big") / 2**64 < holdout
-    return test == (split == "test")
-
-
-class Selector:
-    """Decides per record index, before the record is decoded: its split, then every n-th for the shard."""
-
-    def __init__(self, key: str, split: str, holdout: float, seed: int, shard: tuple[int, int]):
-        self.key, self.split, self.holdout, self.seed = key, split, holdout, seed
-        self.position, self.stride = shard
-        self.kept = itertools.count()
-
-    def __call__(self, index: int) -> bool:
-        return in_split(self.key, index, self.split, self.holdout, self.seed) and \
-            next(self.kept) % self.stride == self.position
-
-    def exhausted(self, index: int) -> bool:
-        """A count hold-out's test split ends at record `holdout`: no need to read the rest of a 169 GB set."""
-        return self.split == "test" and self.holdout >= 1 and index >= self.holdout
 
 
 def _capped(samples: Iterator[Sample], cap: int | None) -> Iterator[Sample]:
