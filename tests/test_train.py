@@ -126,17 +126,31 @@ def test_preflight_catches_a_blind_model(tiny_model):
 
 
 def test_guard_stops_on_zero_gradient_and_nan():
-    layer = torch.nn.Linear(2, 2)
-    layer.weight.grad = torch.zeros_like(layer.weight)
     guard = GuardCallback(patience=3)
-    guard.on_train_begin(None, None, None, model=layer)
+    guard.observe_grad_norm(0.0, 1)
+    guard.observe_grad_norm(0.5, 2)  # a non-zero step resets the count
+    guard.observe_grad_norm(0.0, 3)
+    guard.observe_grad_norm(0.0, 4)
+    with pytest.raises(TrainingHalted, match="gradient norm has been 0 for 3 steps"):
+        guard.observe_grad_norm(0.0, 5)
+    with pytest.raises(TrainingHalted, match="gradient norm became inf"):
+        guard.observe_grad_norm(float("inf"), 6)
     state = type("State", (), {"global_step": 0})()
-    guard.on_pre_optimizer_step(None, state, None)
-    guard.on_pre_optimizer_step(None, state, None)
-    with pytest.raises(TrainingHalted, match="gradient norm has been 0"):
-        guard.on_pre_optimizer_step(None, state, None)
     with pytest.raises(TrainingHalted, match="loss became nan"):
         guard.on_log(None, state, None, logs={"loss": float("nan")})
+
+
+def test_zero_gradient_guard_reads_the_trainers_grad_norm_not_param_grads(tmp_path, monkeypatch):
+    """Under DeepSpeed ZeRO `p.grad` stays None; the guard must use the norm the Trainer computes. Here the
+    parameters do get gradient, but the Trainer's norm says 0: the run must stop after `zero_grad_patience` steps."""
+    from transformers import Trainer
+
+    monkeypatch.setattr(Trainer, "_get_grad_norm", lambda self, model, grad_norm=None: torch.tensor(0.0))
+    cfg = load_config(None, ["--steps", "10", "--batch_size", "2", "--zero_grad_patience", "2", "--final_eval",
+                             "false", "--data.synthetic_train", "16", "--data.synthetic_test", "4",
+                             "--output_dir", str(tmp_path / "run")])
+    with pytest.raises(TrainingHalted, match="gradient norm has been 0 for 2 steps \\(up to step 2\\)"):
+        train(cfg)
 
 
 def test_tracker_that_is_not_installed_fails_early(tmp_path, monkeypatch):
@@ -178,3 +192,50 @@ def test_every_speed_switch_off_still_trains(tmp_path):
                 "--model.attn_implementation", "eager"))
     losses = [h["loss"] for h in history(run) if "loss" in h]
     assert losses[-1] < losses[0], losses
+
+
+def text_only_file(path, n=40):
+    lines = [json.dumps({"messages": [{"role": "user", "content": f"你好{i}"}, {"role": "assistant", "content": "你好！"}]},
+                        ensure_ascii=False) for i in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_text_only_mixing_with_a_frozen_llm_trains_and_says_why(tmp_path, capsys):
+    """One sample per step, half of them text-only: with the LLM frozen such a step has no gradient path (backward
+    raised) and the preflight saw no image. Text-only samples are left out of such a stage, said once."""
+    text = text_only_file(tmp_path / "text.jsonl")
+    final = train(quick(tmp_path, "conn", "--recipe", "connector", "--steps", "6", "--batch_size", "1",
+                        "--eval_every", "6", "--save_every", "6", "--data.synthetic_test", "4",
+                        "--data.text_only", str(text), "--data.text_only_ratio", "0.5"))
+    assert (final / "config.json").is_file()
+    assert capsys.readouterr().out.count("text-only samples are left out of this stage") == 1
+
+
+def test_a_text_only_batch_still_gives_vision_and_connector_a_gradient(tiny_model, tmp_path):
+    """With the LLM training, a batch without images must still reach the vision tower and connector (at zero
+    effect): DDP waits for a gradient of every trainable parameter on every rank."""
+    from smvl.data.collate import Encoder, collate
+    from smvl.data.jsonl import read_chat_file
+    from smvl.data.skips import SkipLog
+    from smvl.train.config import StageConfig
+    from smvl.train.data import build_streams
+    from smvl.train.guards import GuardCallback
+    from smvl.train.trainer import StreamTrainer, load_stage_model, training_args
+
+    cfg = quick(tmp_path, "t", "--recipe", "full", "--labelled_loss", "true")
+    stage = StageConfig(recipe="full", lr=1e-3, steps=1)
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    (train_stream, eval_stream), _ = build_streams(cfg, processor)
+    model = load_stage_model(tiny_model, stage, cfg)
+    trainer = StreamTrainer(model=model, args=training_args(cfg, stage, tmp_path / "s"), train_stream=train_stream,
+                            eval_stream=eval_stream, guard=GuardCallback(20), loss_chunk=cfg.loss_chunk)
+    encoder = Encoder(processor, train_stream.options)
+    samples = list(read_chat_file(text_only_file(tmp_path / "t.jsonl", 2), SkipLog()))
+    batch = collate([encoder(s) for s in samples], processor.tokenizer.pad_token_id, encoder.options)
+    assert "pixel_values" not in batch
+    model.train()
+    trainer.compute_loss(model, batch).backward()
+    for part in (model.model.connector, model.model.vision_model):
+        assert all(p.grad is not None and not p.grad.any() for p in part.parameters())
+    assert any(p.grad.abs().sum() > 0 for p in model.model.text_model.parameters())

@@ -41,6 +41,30 @@ class SkipLog:
                 f"refusing to go on with a broken data set.\n{self.table()}"
             )
 
+    def detach(self) -> None:
+        """In a DataLoader worker (a copy of the main process's log): count from zero and never stop here; the
+        counts travel to the main process with the batches (`drain` -> `merge`), which applies the stop to the
+        whole run, not to each worker's share."""
+        self.max_fraction = float("inf")
+        self.seen = 0
+        self.by_reason.clear()
+        self.examples.clear()
+
+    def drain(self) -> dict:
+        """What was counted since the last drain, as plain data (it crosses process boundaries)."""
+        delta = {"seen": self.seen, "by_reason": dict(self.by_reason),
+                 "examples": {k: list(v) for k, v in self.examples.items()}}
+        self.detach()
+        return delta
+
+    def merge(self, delta: dict) -> None:
+        self.seen += delta["seen"]
+        self.by_reason.update(delta["by_reason"])
+        for reason, ids in delta["examples"].items():
+            kept = self.examples[reason]
+            kept.extend(ids[: self.keep_ids - len(kept)])
+        self.check()
+
     def table(self) -> str:
         if not self.by_reason:
             return f"no samples skipped ({self.seen} seen)"

@@ -19,6 +19,8 @@ from smvl.data.pack import budget_batches
 from smvl.data.sample import BadSample, Sample
 from smvl.data.skips import SkipLog
 
+SKIPS_KEY = "smvl_skips"  # a worker's skip counts since its previous batch, riding with the batch
+
 
 def length_grouped(items: list[Encoded], batch_size: int, rng: random.Random) -> list[list[Encoded]]:
     """Batches of similar length (less padding), in random order so long batches are not all at the end."""
@@ -55,6 +57,8 @@ class BatchStream(IterableDataset):
         self.skips = skips if skips is not None else SkipLog()
         self.pack, self.token_budget = pack, token_budget
         self.pad_id = encoder.tok.pad_token_id
+        # False while the LLM is frozen: a sample without images cannot change a frozen model (set per stage).
+        self.keep_text_only = True
 
     def _shard(self) -> tuple[int, int]:
         info = get_worker_info()
@@ -63,6 +67,8 @@ class BatchStream(IterableDataset):
 
     def encoded(self, epoch: int) -> Iterator[Encoded]:
         for i, sample in enumerate(self.samples(epoch, self._shard())):
+            if not sample.images and not self.keep_text_only:
+                continue
             try:
                 enc = self.encoder(sample)
             except BadSample as exc:
@@ -72,9 +78,14 @@ class BatchStream(IterableDataset):
             yield enc
 
     def _emit(self, batch: list[Encoded]) -> dict[str, torch.Tensor]:
-        return self.pack(batch) if self.pack else collate(batch, self.pad_id, self.options)
+        out = self.pack(batch) if self.pack else collate(batch, self.pad_id, self.options)
+        if get_worker_info() is not None:
+            out[SKIPS_KEY] = self.skips.drain()
+        return out
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        if get_worker_info() is not None:
+            self.skips.detach()
         epoch = 0
         while self.epochs is None or epoch < self.epochs:
             rng = random.Random(self.seed * 1000 + epoch)
@@ -102,3 +113,13 @@ class BatchStream(IterableDataset):
         if self.group_by_length:
             return length_grouped(buffer, self.batch_size, rng)
         return [buffer[i : i + self.batch_size] for i in range(0, len(buffer), self.batch_size)]
+
+
+def merge_worker_skips(batch: dict, skips: SkipLog) -> dict:
+    """Bring a DataLoader worker's skip counts home (they ride with each batch, see `_emit`), so the final table and
+    the stop past `max_skip_fraction` cover the whole run whatever the number of workers. Done where batches are
+    consumed rather than in a DataLoader subclass: the Trainer rebuilds plain DataLoaders when it resumes."""
+    delta = batch.pop(SKIPS_KEY, None)
+    if delta is not None:
+        skips.merge(delta)
+    return batch

@@ -1,4 +1,8 @@
-"""From the data section of the config to the train and eval batch streams."""
+"""From the data section of the config to the train and eval batch streams.
+
+The sample factories are small classes, not closures: DataLoader workers started by spawn or forkserver (macOS;
+Linux from Python 3.14) receive the stream pickled.
+"""
 
 from __future__ import annotations
 
@@ -48,24 +52,47 @@ def shuffle_buffer(samples, size: int, rng: random.Random):
     yield from buffer
 
 
-def train_samples(cfg: TrainConfig, skips: SkipLog):
-    """`(epoch, shard) -> samples`. The synthetic set is small: made once, reshuffled each epoch. Every other
-    source is re-read each epoch, only this shard's records decoded, through a seeded shuffle buffer."""
-    d = cfg.data
-    if d.train == "synthetic":
-        samples = list(_open(cfg, d.train, "train", skips))
+class SyntheticTrain:
+    """`(epoch, shard) -> samples` for the synthetic set: small, so made once and reshuffled each epoch."""
 
-        def shuffled(epoch: int, shard: tuple[int, int]):
-            order = list(range(len(samples)))
-            random.Random(cfg.seed * 7919 + epoch).shuffle(order)
-            yield from _mix(cfg, (samples[i] for i in order[shard[0]::shard[1]]), epoch, shard)
-        return shuffled
+    def __init__(self, cfg: TrainConfig, skips: SkipLog):
+        self.cfg, self.samples = cfg, list(_open(cfg, cfg.data.train, "train", skips))
 
-    def stream(epoch: int, shard: tuple[int, int]):
+    def __call__(self, epoch: int, shard: tuple[int, int]):
+        order = list(range(len(self.samples)))
+        random.Random(self.cfg.seed * 7919 + epoch).shuffle(order)
+        return _mix(self.cfg, (self.samples[i] for i in order[shard[0]::shard[1]]), epoch, shard)
+
+
+class StreamedTrain:
+    """`(epoch, shard) -> samples` for every other source: re-read each epoch, only this shard's records decoded,
+    through a seeded shuffle buffer."""
+
+    def __init__(self, cfg: TrainConfig, skips: SkipLog):
+        self.cfg, self.skips = cfg, skips
+
+    def __call__(self, epoch: int, shard: tuple[int, int]):
+        cfg = self.cfg
         rng = random.Random(cfg.seed * 7919 + epoch * 104_729 + shard[0])
-        samples = shuffle_buffer(_open(cfg, d.train, "train", skips, shard), d.shuffle_buffer, rng)
-        yield from _mix(cfg, samples, epoch, shard)
-    return stream
+        samples = shuffle_buffer(_open(cfg, cfg.data.train, "train", self.skips, shard), cfg.data.shuffle_buffer, rng)
+        return _mix(cfg, samples, epoch, shard)
+
+
+class HeldOut:
+    """This rank's share of the held-out samples, the same count on every rank: evaluation's collectives need equal
+    batch counts, so short shards repeat their first samples (as torch's DistributedSampler pads)."""
+
+    def __init__(self, samples: list, rank: int, world: int):
+        per_rank = -(-len(samples) // world)
+        mine = samples[rank::world]
+        self.samples = (mine + mine[: per_rank - len(mine)]) if mine else samples[:per_rank]
+
+    def __call__(self, epoch: int, shard: tuple[int, int]):
+        return self.samples
+
+
+def train_samples(cfg: TrainConfig, skips: SkipLog):
+    return SyntheticTrain(cfg, skips) if cfg.data.train == "synthetic" else StreamedTrain(cfg, skips)
 
 
 def _mix(cfg: TrainConfig, samples, epoch: int, shard: tuple[int, int]):
@@ -83,11 +110,11 @@ def build_streams(cfg: TrainConfig, processor):
     encoder = Encoder(processor, collate_options(cfg))
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     common = dict(encoder=encoder, batch_size=cfg.batch_size, options=encoder.options, seed=cfg.seed,
-                  pack=pack if cfg.data.packing else None,
-                  token_budget=cfg.data.pack_tokens if cfg.data.packing else None)
+                  pack=pack if cfg.data.packing else None)
     train = BatchStream(train_samples(cfg, skips), group_by_length=cfg.data.group_by_length, rank=rank,
-                        world_size=world, skips=skips, **common)
-    held_out = eval_samples(cfg, skips)
-    # Every rank evaluates the whole held-out set: equal batch counts keep the collectives in step.
-    evaluation = BatchStream(lambda epoch, shard: held_out, group_by_length=False, epochs=1, **common)
+                        world_size=world, skips=skips,
+                        token_budget=cfg.data.pack_tokens if cfg.data.packing else None, **common)
+    # Batches of batch_size samples (no token budget), so every rank's equal share gives equal batch counts.
+    evaluation = BatchStream(HeldOut(eval_samples(cfg, skips), rank, world), group_by_length=False, epochs=1,
+                             **common)
     return (train, evaluation), skips

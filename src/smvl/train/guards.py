@@ -16,6 +16,17 @@ class TrainingHalted(UserError):
     pass
 
 
+def first_image_batch(stream, limit: int = 64) -> dict:
+    """The first of the stream's first `limit` batches that holds an image (text-only samples may come first)."""
+    for i, batch in enumerate(stream):
+        if "pixel_values" in batch:
+            return batch
+        if i + 1 >= limit:
+            break
+    raise TrainingHalted(f"none of the first {limit} training batches holds an image; "
+                         "cannot verify that the model sees them (is the image source empty?)")
+
+
 def preflight(model, batch: dict) -> str:
     """Raise TrainingHalted unless the image reaches the loss and every trainable component gets gradient."""
     if "pixel_values" not in batch:
@@ -49,23 +60,19 @@ def preflight(model, batch: dict) -> str:
 
 
 class GuardCallback(TrainerCallback):
-    """Stops on a non-finite loss or grad norm, or `patience` optimizer steps in a row with zero gradient."""
+    """Stops on a non-finite loss or grad norm, or `patience` optimizer steps in a row with zero gradient. The
+    gradient norm is the one the Trainer computes before each optimizer step (`observe_grad_norm`)."""
 
     def __init__(self, patience: int):
         self.patience, self.zero_steps = patience, 0
-        self.model = None
 
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self.model = model
-
-    def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        grads = [p.grad for p in self.model.parameters() if p.requires_grad and p.grad is not None]
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])).item() if grads else 0.0
+    def observe_grad_norm(self, norm: float, step: int) -> None:
         if not math.isfinite(norm):
-            raise TrainingHalted(f"gradient norm became {norm} at step {state.global_step + 1}; lower the lr or check the data")
+            raise TrainingHalted(f"gradient norm became {norm} at step {step}; lower the lr or check the data")
         self.zero_steps = self.zero_steps + 1 if norm == 0 else 0
         if self.zero_steps >= self.patience:
-            raise TrainingHalted(f"gradient norm has been 0 for {self.zero_steps} steps (up to step {state.global_step + 1}); nothing is learning")
+            raise TrainingHalted(f"gradient norm has been 0 for {self.zero_steps} steps (up to step {step}); "
+                                 "nothing is learning")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         loss = (logs or {}).get("loss")

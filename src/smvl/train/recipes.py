@@ -14,6 +14,8 @@ RECIPES: dict[str, dict[str, str]] = {
     "full": {"vision": "full", "connector": "full", "text": "full"},
     "lora": {"vision": "frozen", "connector": "full", "text": "lora"},
 }
+# Recipes in which the LLM learns: only there can a sample without images change the model.
+TEXT_TRAINING = {name for name, parts in RECIPES.items() if parts["text"] != "frozen"}
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 

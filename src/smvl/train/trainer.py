@@ -17,27 +17,33 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import AutoModelForImageTextToText, Trainer, TrainingArguments
 
+from smvl.data.stream import merge_worker_skips
 from smvl.splice.model import PROVENANCE
 from smvl.train import checkpoints
 from smvl.train.config import StageConfig, TrainConfig
 from smvl.train.attention import training_attention
-from smvl.train.guards import GuardCallback, preflight
-from smvl.train.loss import labelled_loss
-from smvl.train.recipes import LORA_TARGETS, apply_recipe, count_params, format_counts
+from smvl.train.guards import GuardCallback, first_image_batch, preflight
+from smvl.train.loss import labelled_loss, unwrap
+from smvl.train.recipes import LORA_TARGETS, TEXT_TRAINING, apply_recipe, count_params, format_counts
 
 
 class StreamTrainer(Trainer):
     """A Trainer fed ready-made batches from our BatchStreams (each rank already holds its own shard), with the loss
     computed at labelled positions only (`loss_chunk` rows of logits at a time) unless `loss_chunk` is None."""
 
-    def __init__(self, *args, train_stream, eval_stream, num_workers: int = 0, loss_chunk: int | None = None,
-                 **kwargs):
-        super().__init__(*args, train_dataset=train_stream, eval_dataset=eval_stream, **kwargs)
+    def __init__(self, *args, train_stream, eval_stream, guard: GuardCallback, num_workers: int = 0,
+                 loss_chunk: int | None = None, **kwargs):
+        super().__init__(*args, train_dataset=train_stream, eval_dataset=eval_stream, callbacks=[
+            checkpoints.MarkCompleteCallback(), guard], **kwargs)
         self.train_stream, self.eval_stream, self.num_workers = train_stream, eval_stream, num_workers
-        self.loss_chunk = loss_chunk
+        self.loss_chunk, self.guard = loss_chunk, guard
         self._seen = {"samples": 0, "tokens": 0, "since": time.perf_counter()}
+        inner = unwrap(self.model).model
+        self._image_path_trains = any(p.requires_grad for m in (inner.connector, inner.vision_model)
+                                      for p in m.parameters())
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        merge_worker_skips(inputs, self.train_stream.skips)
         self._seen["samples"] += batch_samples(inputs)
         self._seen["tokens"] += batch_tokens(inputs)
         return super().training_step(model, inputs, num_items_in_batch)
@@ -52,24 +58,48 @@ class StreamTrainer(Trainer):
             self._seen = {"samples": 0, "tokens": 0, "since": time.perf_counter()}
         super().log(logs, start_time)
 
+    def _get_grad_norm(self, model, grad_norm=None):
+        """The gradient norm the Trainer computes (and all-reduces) anyway feeds the zero-gradient guard: reading
+        `p.grad` instead fails under DeepSpeed ZeRO, which leaves it None."""
+        norm = super()._get_grad_norm(model, grad_norm)
+        self.guard.observe_grad_norm(float(norm), self.state.global_step + 1)
+        return norm
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.loss_chunk is None:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        total, count = labelled_loss(model, inputs, self.loss_chunk)
-        if num_items_in_batch is None:
-            loss = total / count.clamp(min=1)
+            out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss = out[0] if return_outputs else out
         else:
-            # As transformers' own losses: normalised over the whole accumulated (and, by default, global) batch.
-            loss = total / num_items_in_batch
-            if self.args.average_tokens_across_devices:
-                loss = loss * self.accelerator.num_processes
-        return (loss, {"loss": loss}) if return_outputs else loss
+            total, count = labelled_loss(model, inputs, self.loss_chunk)
+            if num_items_in_batch is None:
+                loss = total / count.clamp(min=1)
+            else:
+                # As transformers' own losses: normalised over the whole accumulated (and, by default, global) batch.
+                loss = total / num_items_in_batch
+                if self.args.average_tokens_across_devices:
+                    loss = loss * self.accelerator.num_processes
+            out = (loss, {"loss": loss})
+        if "pixel_values" not in inputs and self._image_path_trains and model.training:
+            loss = loss + 0.0 * blank_image_features(model).sum()
+            out = (loss, *out[1:]) if return_outputs else loss
+        return out if return_outputs else loss
 
     def get_train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_stream, batch_size=None, num_workers=self.num_workers)
 
     def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
         return DataLoader(self.eval_stream, batch_size=None)
+
+
+def blank_image_features(model) -> torch.Tensor:
+    """Features of one black tile through the vision tower and connector. A batch without images (text-only
+    samples) leaves those weights out of the graph: the backward of a loss with no gradient path raises, and DDP
+    waits for gradients that never come. Adding 0 x these features puts them in the graph at no effect."""
+    inner = unwrap(model).model
+    size = inner.config.vision_config.image_size
+    param = next(inner.connector.parameters())
+    pixels = torch.zeros(1, 1, 3, size, size, device=param.device, dtype=param.dtype)  # [batch, images, C, H, W]
+    return inner.get_image_features(pixel_values=pixels).pooler_output[0]
 
 
 def batch_samples(inputs: dict) -> int:
@@ -189,20 +219,26 @@ def run_stage(cfg: TrainConfig, stage: StageConfig, source: Path, stage_dir: Pat
     log(f"stage {stage_dir.name}: recipe {stage.recipe}, lr {stage.lr}, {stage.steps} steps")
     log("  " + format_counts(*count_params(model)))
     train_stream, eval_stream = streams
+    train_stream.keep_text_only = stage.recipe in TEXT_TRAINING
+    if cfg.data.text_only and not train_stream.keep_text_only:
+        log(f"  text-only samples are left out of this stage: they cannot change a frozen LLM ({stage.recipe})")
     resume = checkpoints.last_complete(stage_dir) if stage_dir.exists() else None
-    if resume is None:
-        log("  " + preflight(model, next(iter(train_stream))))
-    else:
-        log(f"  resuming from {resume}")
     trainer = StreamTrainer(
         model=model,
         args=training_args(cfg, stage, stage_dir),
         train_stream=train_stream,
         eval_stream=eval_stream,
         num_workers=cfg.data.num_workers,
-        callbacks=[checkpoints.MarkCompleteCallback(), GuardCallback(cfg.zero_grad_patience)],
+        guard=GuardCallback(cfg.zero_grad_patience),
         loss_chunk=cfg.loss_chunk if cfg.labelled_loss else None,
     )
+    if resume is None:
+        # After the Trainer has placed the model on its device, under the run's precision: on the CPU in fp32 the
+        # real model's check would cost minutes per rank.
+        with torch.autocast(trainer.args.device.type, dtype=torch.bfloat16, enabled=trainer.args.bf16):
+            log("  " + preflight(trainer.model, first_image_batch(train_stream)))
+    else:
+        log(f"  resuming from {resume}")
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if trainer.is_world_process_zero():
         save_final(trainer.model, processor, source, stage, final)
