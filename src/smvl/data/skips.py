@@ -29,6 +29,10 @@ class SkipLog:
 
     def skip(self, sample_id: str, reason: str) -> None:
         self.seen += 1
+        self.reject(sample_id, reason)
+
+    def reject(self, sample_id: str, reason: str) -> None:
+        """A sample already counted as read (`ok`) is dropped at a later stage (encoding): counted once only."""
         self.by_reason[reason] += 1
         if len(self.examples[reason]) < self.keep_ids:
             self.examples[reason].append(str(sample_id))

@@ -72,9 +72,8 @@ class BatchStream(IterableDataset):
             try:
                 enc = self.encoder(sample)
             except BadSample as exc:
-                self.skips.skip(sample.id or f"#{i}", exc.reason)
+                self.skips.reject(sample.id or f"#{i}", exc.reason)
                 continue
-            self.skips.ok()
             yield enc
 
     def _emit(self, batch: list[Encoded]) -> dict[str, torch.Tensor]:
