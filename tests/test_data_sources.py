@@ -262,3 +262,29 @@ def test_count_holdout_eval_split_is_stratified_over_subsets(tmp_path):
     held = [s.source for s in open_source(str(root), split="test", holdout=10, seed=1)]
     assert Counter(held) == {"aaa": 10, "mmm": 10, "zzz": 10}
     assert set(held[:9]) == {"aaa", "mmm", "zzz"}
+
+
+def test_data_inspect_measures_a_cauldron_folder_with_the_real_pairs_processor(tmp_path, assets, capsys):
+    """A 1700x2200 scan costs the real pair 16 tiles + a global image = 17 x 64 = 1,088 image tokens: what
+    planning max_length needs. The tiny preset's processor (the old default) said 138 for every sample."""
+    root = tmp_path / "c"
+    scan = {"images": [{"bytes": image_bytes((1700, 2200), (250, 250, 250), "JPEG"), "path": None}],
+            "texts": [{"user": "What is the title?", "assistant": "A report", "source": "docvqa"}]}
+    write_subset(root, "docvqa", [scan] * 2)
+    args = ["data", "inspect", str(root), "--vision", str(assets / "smolvlm2-256m-video-instruct"),
+            "--text", str(assets / "qwen3-0.6b"), "--max-length", "1024"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("== figures for the processor of a splice of") and "512 px, 64 tokens per tile" in out
+    image_rows = out.split("image tokens per sample:")[1].split("text tokens")[0]
+    # 1,088 features plus the block's markers (a <|vision_start|> per tile, <row_r_col_c> as 8 text tokens, ...).
+    assert 1088 < int(image_rows.split()[0].split("-")[0]) < 1300, image_rows
+    assert "at max_length 1024: " in out and "0 truncated (turns or answer cut), 2 re-tiled" in out
+
+
+def test_data_inspect_defaults_to_the_real_pair_not_the_tiny_preset(tmp_path, capsys):
+    root = tmp_path / "c"
+    write_subset(root, "cocoqa", [row()])
+    assert main(["data", "inspect", str(root)]) == 2  # the hub is unreachable here: the real pair cannot be fetched
+    err = capsys.readouterr().err
+    assert "HuggingFaceTB/SmolVLM2-256M-Video-Instruct" in err and err.count("\n") == 1

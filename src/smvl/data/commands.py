@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
+from smvl.errors import UserError
 
-def processor_for(model: str | None):
-    """The processor of a model folder, or of the tiny preset spliced once into the cache."""
+
+def processor_for(args) -> tuple[object, str]:
+    """(processor, what it is). Default: the real pair the shipped configs train, for any source but the synthetic
+    set (which the tiny preset trains on): the figures exist to plan max_length for the real run."""
     from transformers import AutoProcessor
 
-    if model is None:
-        from smvl.splice.model import splice
-        from smvl.splice.presets import TINY_VERSION, cache_dir, get_preset
+    from smvl.splice.presets import REAL_DEFAULT, get_preset
+    from smvl.splice.processor import describe, pair_processor
 
-        model = cache_dir() / f"{TINY_VERSION}-spliced"
-        if not (model / "config.json").is_file():
-            preset = get_preset("tiny")
-            splice(preset.vision, preset.text, model)
-    return AutoProcessor.from_pretrained(model)
+    if args.model:
+        from smvl.splice.sources import SMALL_FILES, resolve
+
+        processor = AutoProcessor.from_pretrained(resolve(args.model, SMALL_FILES))
+        return processor, f"processor of {args.model}: {describe(processor)}"
+    if bool(args.vision) != bool(args.text):
+        raise UserError("--vision and --text go together")
+    if args.vision:
+        processor, what = pair_processor(args.vision, args.text)
+        return processor, f"processor of a splice of {args.vision} + {args.text}: {what}"
+    name = args.preset or ("tiny" if args.source == "synthetic" else REAL_DEFAULT)
+    try:
+        preset = get_preset(name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    processor, what = pair_processor(preset.vision, preset.text, preset.scale_factor)
+    return processor, f"processor of preset {name}: {what}"
 
 
 def cmd_inspect(args) -> int:
     from smvl.data.inspect import bench, inspect
 
-    processor = processor_for(args.model)
+    processor, what = processor_for(args)
+    print(f"== figures for the {what} ==")
     options = {"subsets": args.subsets, "weights": args.weights, "holdout": 0}
     if args.bench:
         for workers in sorted({0, args.workers}):
@@ -32,11 +47,18 @@ def cmd_inspect(args) -> int:
 
 
 def register(sub) -> None:
+    from smvl.data.collate import CollateOptions
+
     data = sub.add_parser("data", help="look at data sources").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("inspect", help="counts, token lengths, truncation at --max-length, one rendered sample")
     p.add_argument("source", help="synthetic | file.jsonl | file.json | cauldron folder | cauldron:<subsets>")
-    p.add_argument("--model", help="model folder whose processor to use (default: the tiny preset)")
-    p.add_argument("--max-length", type=int, default=2048)
+    p.add_argument("--model", help="a model folder or hub id whose processor to use")
+    p.add_argument("--preset", help="a named source pair (default: the tiny preset for `synthetic`, else the real "
+                                    "pair the shipped configs train, smolvlm2-256m+qwen3-0.6b)")
+    p.add_argument("--vision", help="with --text: the processor a splice of these sources would get")
+    p.add_argument("--text")
+    p.add_argument("--max-length", type=int, default=CollateOptions.max_length,
+                   help="as training's data.max_length (default %(default)s)")
     p.add_argument("--limit", type=int, default=200, help="samples to read")
     p.add_argument("--subsets", default="all")
     p.add_argument("--weights", default=None)

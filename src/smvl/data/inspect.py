@@ -75,17 +75,31 @@ def inspect(spec: str, processor, max_length: int, limit: int, options: dict, se
     return "\n".join(lines)
 
 
+class _Reader:
+    """`(epoch, shard) -> samples` of one source, picklable for DataLoader workers."""
+
+    def __init__(self, spec: str, limit: int, seed: int, skips: SkipLog):
+        self.spec, self.limit, self.seed, self.skips = spec, limit, seed, skips
+
+    def __call__(self, epoch: int, shard: tuple[int, int]):
+        return open_source(self.spec, seed=self.seed, max_samples=self.limit, holdout=0, shard=shard,
+                           skips=self.skips)
+
+
 def bench(spec: str, processor, limit: int, workers: int, batch_size: int = 8, seed: int = 0) -> str:
     """Samples/s of reading, decoding, tiling and collating, through the same DataLoader the trainer uses."""
     from torch.utils.data import DataLoader
 
-    from smvl.data.stream import BatchStream
+    from smvl.data.stream import BatchStream, merge_worker_skips
 
     encoder = Encoder(processor, CollateOptions())
+    skips = SkipLog(max_fraction=1.0)
     # Reading and decoding happen inside the timed loop (and inside the workers), as in training.
-    stream = BatchStream(lambda epoch, shard: open_source(spec, seed=seed, max_samples=limit, holdout=0, shard=shard),
-                         encoder, batch_size, encoder.options, epochs=1)
+    stream = BatchStream(_Reader(spec, limit, seed, skips), encoder, batch_size, encoder.options, epochs=1,
+                         skips=skips)
     start = time.perf_counter()
-    count = sum(b["input_ids"].shape[0] for b in DataLoader(stream, batch_size=None, num_workers=workers))
+    count = sum(merge_worker_skips(b, skips)["input_ids"].shape[0]
+                for b in DataLoader(stream, batch_size=None, num_workers=workers))
     seconds = time.perf_counter() - start
-    return f"{count} samples in {seconds:.2f} s with {workers} worker(s): {count / seconds:.1f} samples/s"
+    return (f"{count} samples in {seconds:.2f} s with {workers} worker(s): {count / seconds:.1f} samples/s "
+            f"({skips.skipped} skipped)")

@@ -50,6 +50,9 @@ PRESETS = {
     "smolvlm2-256m+qwen3-1.7b": Preset("HuggingFaceTB/SmolVLM2-256M-Video-Instruct", "Qwen/Qwen3-1.7B"),
 }
 
+# The pair the shipped configs train: what `smvl data inspect` measures a real data set against by default.
+REAL_DEFAULT = "smolvlm2-256m+qwen3-0.6b"
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("SMVL_CACHE", Path.home() / ".cache" / "smvl"))

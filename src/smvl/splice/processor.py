@@ -13,7 +13,7 @@ from pathlib import Path
 
 from transformers import AutoImageProcessor, AutoTokenizer, SmolVLMProcessor, SmolVLMVideoProcessor
 
-from smvl.splice.sources import SourceError
+from smvl.splice.sources import SMALL_FILES, SourceError, resolve
 from smvl.splice.template import TemplateError, extend_template
 
 # processor attribute -> candidates, the LLM's reserved vision tokens first, SmolVLM's own names last.
@@ -96,3 +96,34 @@ def _with_markers(tokenizer, markers: dict[str, str]):
         return AutoTokenizer.from_pretrained(
             tmp, extra_special_tokens={**markers, "end_of_utterance_token": tokenizer.eos_token}
         )
+
+
+def pair_processor(vision: str, text: str, scale_factor: int | None = None) -> tuple[SmolVLMProcessor, str]:
+    """The processor a splice of `vision` + `text` gets, from the sources' small files only (no weights; hub
+    sources are fetched once and the result cached), and a line saying what it tiles and how many tokens a tile
+    costs."""
+    import hashlib
+
+    from transformers import AutoConfig, AutoProcessor
+
+    from smvl.splice.presets import cache_dir
+
+    key = hashlib.sha256(f"{vision}|{text}|{scale_factor}".encode()).hexdigest()[:16]
+    cached = cache_dir() / "processors" / key
+    if (cached / "processor_config.json").is_file():
+        processor = AutoProcessor.from_pretrained(cached)
+    else:
+        vision_dir, text_dir = resolve(vision, SMALL_FILES), resolve(text, SMALL_FILES)
+        vlm = AutoConfig.from_pretrained(vision_dir)
+        # Markers added where the LLM has none: token counts are what matter here, and they are the same.
+        processor = build_processor(vision_dir, text_dir, vlm.vision_config, scale_factor or vlm.scale_factor,
+                                    add_tokens=True)
+        processor.save_pretrained(cached)
+    return processor, describe(processor)
+
+
+def describe(processor) -> str:
+    image = processor.image_processor
+    splitting = "split into tiles + a global image" if image.do_image_splitting else "one tile each"
+    return (f"images resized to a longest edge of {image.size['longest_edge']} px, {splitting} of "
+            f"{image.max_image_size['longest_edge']} px, {processor.image_seq_len} tokens per tile")

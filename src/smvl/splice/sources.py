@@ -10,14 +10,16 @@ import torch
 
 # Enough to splice: configs, tokenizer, image processor, weights. Never optimizer states or other formats.
 HUB_PATTERNS = ["*.json", "*.jinja", "*.txt", "*.model", "*.safetensors", "*.safetensors.index.json"]
+# Enough for a processor (and configs): what planning data lengths needs, a few MB instead of the weights.
+SMALL_FILES = [p for p in HUB_PATTERNS if "safetensors" not in p]
 
 
 class SourceError(ValueError):
     """A source that cannot be spliced; the message is one sentence for the user."""
 
 
-def resolve(src: str | Path) -> Path:
-    """A local folder as is; anything else that looks like `owner/name` is fetched from the hub."""
+def resolve(src: str | Path, patterns: list[str] = HUB_PATTERNS) -> Path:
+    """A local folder as is; anything else that looks like `owner/name` is fetched from the hub (`patterns` only)."""
     path = Path(src).expanduser()
     if path.is_dir():
         return path
@@ -29,7 +31,7 @@ def resolve(src: str | Path) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(text, allow_patterns=HUB_PATTERNS))
+        return Path(snapshot_download(text, allow_patterns=patterns))
     except Exception as exc:  # network, auth, missing repo: all end the same way for the user
         raise SourceError(f"could not fetch {src} from the Hugging Face hub: {exc}") from exc
 
