@@ -17,6 +17,7 @@ from smvl.data.mixing import mix_text_only, parse_weights, weighted_interleave
 from smvl.data.sample import Sample
 from smvl.data.skips import SkipLog, TooManySkipped
 from smvl.data.sources import open_source
+from smvl.errors import UserError
 
 ROW_TYPE = pa.struct([
     ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
@@ -104,7 +105,7 @@ def test_missing_subset_and_source(cauldron, tmp_path):
         list(open_source(str(cauldron), subsets="nope"))
     with pytest.raises(FileNotFoundError):
         list(open_source(str(tmp_path / "missing.jsonl")))
-    with pytest.raises(ValueError, match="unknown data source"):
+    with pytest.raises(UserError, match="unknown data source"):
         list(open_source("what"))
 
 
@@ -233,7 +234,7 @@ def test_mixture_proportions():
     assert "c" not in counts and abs(counts["b"] / counts["a"] - 0.5) < 0.06
     again = itertools.islice(weighted_interleave({n: stream(n) for n in "abc"}, weights, seed=1), 6000)
     assert [s.id for s in again] == [s.id for s in draws]
-    with pytest.raises(ValueError, match="unknown subset"):
+    with pytest.raises(UserError, match="unknown subset"):
         parse_weights("a:1,zz:2", ["a"])
 
 

@@ -239,3 +239,41 @@ def test_a_text_only_batch_still_gives_vision_and_connector_a_gradient(tiny_mode
     for part in (model.model.connector, model.model.vision_model):
         assert all(p.grad is not None and not p.grad.any() for p in part.parameters())
     assert any(p.grad.abs().sum() > 0 for p in model.model.text_model.parameters())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data.train", "data/the_cauldorn"], "data.train: data source data/the_cauldorn does not exist"),
+    (["--data.train", "synthtic"], "data.train: unknown data source 'synthtic'"),
+    (["--data.eval", "held.jsonl"], "data.eval: data source held.jsonl does not exist"),
+    (["--model.preset", "smolvlm2-256m+qwen3-6b"], "unknown preset 'smolvlm2-256m+qwen3-6b'"),
+    (["--data.labels", "answers"], "data.labels='answers'; expected one of assistant, all"),
+    (["--data.padding", "max"], "data.padding='max'"),
+    (["--data.images", "every"], "data.images='every'"),
+    (["--data.text_only_ratio", "0.2"], "names no source"),
+])
+def test_user_errors_are_one_line_before_any_splice(args, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *args, "--output_dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (out / "spliced").exists()
+
+
+def test_cauldron_subsets_and_weights_are_checked_before_any_splice(tmp_path, capsys):
+    from test_data_sources import row, write_subset
+
+    root = tmp_path / "c"
+    write_subset(root, "cocoqa", [row()])
+    write_subset(root, "ai2d", [row()])
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"messages": ')
+    cases = [(["--data.subsets", "cocoqa,vqav2"], "has no subset folder(s) vqav2 (it has ai2d, cocoqa)"),
+             (["--data.weights", "cocoqa:one"], "mixture weight 'cocoqa:one' is not name:number"),
+             (["--data.weights", "cocoqa:1,docvqa:2"], "mixture weights name unknown subset(s): docvqa")]
+    for args, message in cases:
+        assert main(["train", "--data.train", str(root), *args, "--output_dir", str(tmp_path / "run")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert main(["data", "inspect", str(broken), "--preset", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "broken.json is not valid JSON" in err and err.count("\n") == 1, err

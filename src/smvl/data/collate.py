@@ -15,6 +15,7 @@ import torch
 from transformers.models.smolvlm.processing_smolvlm import get_image_prompt_string
 
 from smvl.data.sample import BadSample, Sample
+from smvl.errors import UserError
 
 IGNORE = -100
 
@@ -33,7 +34,7 @@ class CollateOptions:
         for name, allowed in (("labels", ("assistant", "all")), ("padding", ("longest", "max_length")),
                               ("images", ("first", "all"))):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"collate option {name}={getattr(self, name)!r}; expected one of {allowed}")
+                raise UserError(f"data.{name}={getattr(self, name)!r}; expected one of {', '.join(allowed)}")
 
 
 @dataclass

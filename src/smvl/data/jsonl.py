@@ -25,17 +25,19 @@ from pathlib import Path
 from smvl.data.conversation import build_sample
 from smvl.data.sample import BadSample, Sample
 from smvl.data.skips import SkipLog
+from smvl.errors import UserError
 
 
 def _records(path: Path) -> Iterator[tuple[str, object]]:
     """(id, record or BadSample) for a .jsonl file (line by line) or a .json list."""
     if path.suffix == ".json":
+        # One record per line can be skipped; a whole file that does not parse cannot.
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BadSample("invalid JSON", f"{path}: {exc}") from exc
+            raise UserError(f"data file {path} is not valid JSON: {exc}") from None
         if not isinstance(data, list):
-            raise BadSample("invalid JSON", f"{path} must hold a list of records")
+            raise UserError(f"data file {path} must hold a JSON list of records, not a {type(data).__name__}")
         for i, record in enumerate(data):
             yield f"{path.name}:{i}", record
         return

@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterable, Iterator
 
 from smvl.data.sample import Sample
+from smvl.errors import UserError
 
 
 def parse_weights(spec: str | None, names: list[str]) -> dict[str, float]:
@@ -19,12 +20,12 @@ def parse_weights(spec: str | None, names: list[str]) -> dict[str, float]:
         try:
             weights[name.strip()] = float(value) if value else 1.0
         except ValueError:
-            raise ValueError(f"mixture weight {item!r} is not name:number") from None
+            raise UserError(f"mixture weight {item!r} is not name:number (e.g. cocoqa:1,ai2d:0.5)") from None
     unknown = set(weights) - set(names)
     if unknown:
-        raise ValueError(f"mixture weights name unknown subset(s): {', '.join(sorted(unknown))}")
+        raise UserError(f"mixture weights name unknown subset(s): {', '.join(sorted(unknown))}")
     if not any(w > 0 for w in weights.values()):
-        raise ValueError("mixture weights are all zero")
+        raise UserError("mixture weights are all zero")
     return {n: weights.get(n, 0.0) for n in names}
 
 
@@ -67,7 +68,7 @@ def mix_text_only(image_samples: Iterable[Sample], text_samples: Iterable[Sample
                   seed: int) -> Iterator[Sample]:
     """About `ratio` of the output is text-only; stops when the image stream ends."""
     if not 0 <= ratio < 1:
-        raise ValueError(f"text-only ratio {ratio} must be in [0, 1)")
+        raise UserError(f"text-only ratio {ratio} must be in [0, 1)")
     rng, text = random.Random(seed), iter(text_samples)
     for sample in image_samples:
         while rng.random() < ratio:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from smvl.data.sample import BadSample, Sample
+from smvl.errors import UserError
 from smvl.data.skips import SkipLog
 from smvl.data.split import Selector
 
@@ -65,7 +66,43 @@ def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, s
         from smvl.data.jsonl import read_chat_file
 
         return _capped(read_chat_file(path, skips, Selector(path.name, split, holdout, seed, shard)), cap)
+    raise _unknown(spec)
+
+
+def _unknown(spec: str) -> Exception:
+    path = Path(spec)
     if "/" in spec or path.suffix:
-        raise FileNotFoundError(f"data source {spec} does not exist")
-    raise ValueError(f"unknown data source {spec!r}: use synthetic, a .jsonl/.json file, a the_cauldron folder, "
+        return FileNotFoundError(f"data source {spec} does not exist")
+    return UserError(f"unknown data source {spec!r}: use synthetic, a .jsonl/.json file, a the_cauldron folder, "
                      "or cauldron:<subsets>")
+
+
+def check_source(spec: str, subsets: str = "all", weights: str | None = None) -> None:
+    """Fail now, in one sentence naming the source, on what would only fail once reading starts: after the splice,
+    a download, or hours into a run."""
+    from smvl.data.mixing import parse_weights
+
+    if spec == "synthetic":
+        return
+    if spec.startswith("cauldron:") or spec == "HuggingFaceM4/the_cauldron":
+        names = spec.partition(":")[2] or subsets
+        if weights and names != "all":
+            parse_weights(weights, [n.strip() for n in names.split(",") if n.strip()])
+        return
+    path = Path(spec)
+    if path.is_dir():
+        from smvl.data.cauldron import local_subsets
+
+        found = local_subsets(path)
+        if not found:
+            raise UserError(f"{spec} holds no <subset>/*.parquet folders (the_cauldron layout)")
+        chosen = found if subsets == "all" else [n.strip() for n in subsets.split(",") if n.strip()]
+        missing = sorted(set(chosen) - set(found))
+        if missing:
+            raise UserError(f"{spec} has no subset folder(s) {', '.join(missing)} (it has {', '.join(found)})")
+        if weights:
+            parse_weights(weights, chosen)
+        return
+    if path.suffix in (".jsonl", ".json") and path.is_file():
+        return
+    raise _unknown(spec)

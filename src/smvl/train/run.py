@@ -16,7 +16,8 @@ from smvl.errors import UserError
 from smvl.splice.model import PROVENANCE
 from smvl.train import checkpoints, tracking
 from smvl.train.config import TrainConfig
-from smvl.train.data import build_streams, eval_samples
+from smvl.splice.presets import PRESETS
+from smvl.train.data import build_streams, collate_options, eval_samples
 from smvl.train.recipes import RECIPES
 from smvl.train.trainer import run_stage
 
@@ -62,6 +63,29 @@ def validate(cfg: TrainConfig) -> None:
     tracking.require(cfg.report_to)
     if cfg.batch_size < 1 or cfg.grad_accum < 1:
         raise UserError("batch_size and grad_accum must be >= 1")
+    preset = cfg.model.preset
+    if preset and not cfg.model.path and preset != "tiny" and preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; known: tiny, {', '.join(PRESETS)}")
+    validate_data(cfg)
+
+
+def validate_data(cfg: TrainConfig) -> None:
+    """Every data setting that would otherwise fail after the splice, a download or the first steps."""
+    from smvl.data.sources import check_source
+
+    d = cfg.data
+    collate_options(cfg)  # label, padding and image policies
+    if not 0 <= d.text_only_ratio < 1:
+        raise UserError(f"data.text_only_ratio={d.text_only_ratio} must be in [0, 1)")
+    if d.text_only_ratio > 0 and not d.text_only:
+        raise UserError("data.text_only_ratio is set but data.text_only names no source")
+    for key in ("train", "eval", "text_only"):
+        spec = getattr(d, key)
+        if spec is not None:
+            try:
+                check_source(spec, d.subsets, d.weights if key != "text_only" else None)
+            except (UserError, FileNotFoundError) as exc:
+                raise UserError(f"data.{key}: {exc}") from None
 
 
 def model_source(cfg: TrainConfig, out: Path, log) -> Path:
