@@ -1,9 +1,13 @@
-"""The extended chat template renders text-only conversations byte for byte like the LLM's own template."""
+"""The extended chat template renders text-only conversations byte for byte like the LLM's own template, and places
+image parts whichever way the template reads message content."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from transformers import AutoTokenizer
+from transformers.utils.chat_template_utils import render_jinja_template
 
 from smvl.splice.template import TemplateError, extend_template
 
@@ -79,3 +83,75 @@ def test_template_without_content_is_refused():
         extend_template("{{ bos_token }}", "<i>", "<v>")
     with pytest.raises(TemplateError):
         extend_template("", "<i>", "<v>")
+
+
+# Ways real templates read content (Llama, Mistral, Phi, Gemma, SmolLM...), each as small as it gets.
+READING_PATTERNS = {
+    "dot": "{% for message in messages %}{{ message.role }}: {{ message.content }}\n{% endfor %}",
+    "single-quoted bracket, other loop name": "{% for m in messages %}{{ m['content'] }}|{% endfor %}",
+    "double-quoted bracket and trim": '{% for turn in messages %}{{ turn["content"] | trim }}|{% endfor %}',
+    "system read by index": (
+        "{% if messages[0]['role'] == 'system' %}{% set system = messages[0]['content'] %}"
+        "{% set rest = messages[1:] %}{% else %}{% set system = '' %}{% set rest = messages %}{% endif %}"
+        "<<{{ system }}>>{% for m in rest %}{{ m.role }}={{ m.content }};{% endfor %}"
+    ),
+    "is string, else refuse": (
+        "{% for m in messages %}{% if m['content'] is string %}{{ m['content'] }}"
+        "{% else %}{{ raise_exception('content must be a string') }}{% endif %}{% endfor %}"
+    ),
+    "is not string, is mapping": (
+        "{% for m in messages %}{% if m.content is not string or m.content is mapping %}PARTS"
+        "{% else %}{{ m.content }}{% endif %}{% endfor %}"
+    ),
+    "content kept in a variable": (
+        "{% for m in messages %}{% set content = m['content'] if m['content'] is string else '' %}"
+        "{% if m.role == 'user' %}{{ content.strip() }}/{% endif %}{% endfor %}"
+    ),
+    "read inside a macro": "{% macro turn(msg) %}[{{ msg['content'] }}]{% endmacro %}"
+                           "{% for m in messages %}{{ turn(m) }}{% endfor %}",
+    "own parts handling (Gemma 3 style)": (
+        "{% for message in messages %}{% if message['content'] is string %}{{ message['content'] | trim }}"
+        "{% elif message['content'] is iterable %}{% for item in message['content'] %}"
+        "{% if item['type'] == 'image' %}<start_of_image>{% elif item['type'] == 'text' %}{{ item['text'] | trim }}"
+        "{% endif %}{% endfor %}{% endif %}{% endfor %}"
+    ),
+    "leading whitespace and lstrip_blocks": "\n  {% for m in messages %}\n    {{- m.content }}\n  {% endfor %}\n",
+}
+MULTIMODAL = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": [{"type": "text", "text": "Look: "}, {"type": "image"},
+                                 {"type": "text", "text": " which animal?"}]},
+    {"role": "assistant", "content": "A cat."},
+    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "And here?"}]},
+]
+
+
+def flattened(messages, image_token):
+    out = copy.deepcopy(messages)
+    for message in out:
+        if isinstance(message.get("content"), list):
+            message["content"] = "".join(p["text"] if p["type"] == "text" else image_token for p in message["content"])
+    return out
+
+
+@pytest.mark.parametrize("pattern", list(READING_PATTERNS))
+def test_image_parts_render_in_place_however_content_is_read(pattern):
+    original = READING_PATTERNS[pattern]
+    render = lambda t, m: render_jinja_template([m], chat_template=t)[0][0]  # noqa: E731
+    text_only = [m for m in flattened(MULTIMODAL, "<I>") if m["role"] != "user" or "<I>" not in m["content"]]
+    assert render(extend_template(original, "<I>", "<V>"), text_only) == render(original, text_only)
+    ours = render(extend_template(original, "<I>", "<V>"), MULTIMODAL)
+    assert ours == render(original, flattened(MULTIMODAL, "<I>"))
+    assert ours.count("<I>") == 2 and "<start_of_image>" not in ours
+
+
+def test_messages_without_string_content_pass_through_unchanged():
+    original = "{% for m in messages %}{{ m.content is defined }} {{ m.content is none }} {{ m.content }};{% endfor %}"
+    messages = [
+        {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {}}}]},
+        {"role": "assistant", "content": None},
+        {"role": "user", "content": {"type": "text", "text": "a mapping is not a parts list"}},
+        {"role": "user", "content": []},
+    ]
+    render = lambda t: render_jinja_template([messages], chat_template=t)[0][0]  # noqa: E731
+    assert render(extend_template(original, "<I>", "<V>")) == render(original).replace("[]", "")

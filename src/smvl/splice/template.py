@@ -1,30 +1,36 @@
 """The LLM's own chat template, extended so message content may be a list of text/image/video parts.
 
-The LLM's template is rewritten, not replaced: every `message.content` (and `messages[i].content`) read goes
-through a macro that renders a plain string unchanged and renders a parts list as its text with one image
-(video) token per image (video) part. Text-only conversations therefore render byte for byte as before; the
-processor later expands each image token into the full tiled image block.
+The LLM's template is kept byte for byte; a prologue in front of it replaces `messages` with a copy in which
+every parts-list content is flattened to one string: its text parts, and one image (video) token per image
+(video) part, in order. The original template then only ever sees string contents, so it does not matter how it
+reads them (`message.content`, `message['content']`, `messages[0]['content']`, `content` kept in a variable,
+`| trim`, `is string` tests...), and text-only conversations render byte for byte as before. The processor later
+expands each image token into the full tiled image block.
 """
 
 from __future__ import annotations
 
-import re
-
-MACRO = """{%- macro smvl_content(content) -%}
-{%- if content is string -%}{{ content }}
-{%- elif content is iterable and content is not mapping -%}
-{%- for part in content -%}
-{%- if part.type == 'text' -%}{{ part.text }}
-{%- elif part.type == 'image' -%}IMAGE_TOKEN
-{%- elif part.type == 'video' -%}VIDEO_TOKEN
+# Names start with `smvl_` so they cannot clash with the template's own variables. The last tag is followed by a
+# newline that transformers' `trim_blocks` removes: the original template then starts at the beginning of a line,
+# so its leading whitespace and `lstrip_blocks` behave exactly as they would without the prologue.
+PROLOGUE = """{%- set smvl_flat = namespace(messages=[]) -%}
+{%- for smvl_message in messages -%}
+{%- if smvl_message is mapping and smvl_message.content is defined and smvl_message.content is not string
+      and smvl_message.content is not mapping and smvl_message.content is iterable -%}
+{%- set smvl_text = namespace(value='') -%}
+{%- for smvl_part in smvl_message.content -%}
+{%- if smvl_part.type == 'text' -%}{%- set smvl_text.value = smvl_text.value ~ smvl_part.text -%}
+{%- elif smvl_part.type == 'image' -%}{%- set smvl_text.value = smvl_text.value ~ IMAGE_TOKEN -%}
+{%- elif smvl_part.type == 'video' -%}{%- set smvl_text.value = smvl_text.value ~ VIDEO_TOKEN -%}
 {%- endif -%}
 {%- endfor -%}
+{%- set smvl_flat.messages = smvl_flat.messages + [dict(smvl_message, content=smvl_text.value)] -%}
+{%- else -%}
+{%- set smvl_flat.messages = smvl_flat.messages + [smvl_message] -%}
 {%- endif -%}
-{%- endmacro -%}
+{%- endfor -%}
+{%- set messages = smvl_flat.messages %}
 """
-
-# `message.content`, `messages[0].content`, `m.content` ... but not `message.content_type` or `.contents`.
-CONTENT_READ = re.compile(r"\b((?:messages\[[^\]]+\])|(?:[A-Za-z_][A-Za-z_0-9]*))\.content\b(?!\s+is\s+(?:defined|undefined|none|not\s+none))")
 
 
 class TemplateError(ValueError):
@@ -34,9 +40,6 @@ class TemplateError(ValueError):
 def extend_template(template: str, image_token: str, video_token: str) -> str:
     """Return `template` with multimodal content support; raise when it has nothing to extend."""
     if not template or "content" not in template:
-        raise TemplateError("the LLM has no chat template to extend")
-    body = CONTENT_READ.sub(lambda m: f"smvl_content({m.group(1)}.content)", template)
-    if body == template:
-        raise TemplateError("the LLM's chat template never reads message.content; cannot place images in it")
-    macro = MACRO.replace("IMAGE_TOKEN", image_token).replace("VIDEO_TOKEN", video_token)
-    return macro + body
+        raise TemplateError("the LLM has no chat template that renders message content; cannot place images in it")
+    prologue = PROLOGUE.replace("IMAGE_TOKEN", repr(image_token)).replace("VIDEO_TOKEN", repr(video_token))
+    return prologue + template
