@@ -68,3 +68,13 @@ def test_train_stream_pickles_for_spawned_workers(folder, tiny_model, tmp_path):
     stream = train_stream(folder, AutoProcessor.from_pretrained(tiny_model), tmp_path)
     copy = pickle.loads(pickle.dumps(stream))
     assert consume(copy, 0) == consume(stream, 0) > 0
+
+
+def test_held_out_set_is_shared_out_over_ranks_in_equal_counts():
+    from smvl.train.data import HeldOut
+
+    samples = list(range(7))
+    shares = [HeldOut(samples, rank, 3)(0, (0, 1)) for rank in range(3)]
+    assert shares == [[0, 3, 6], [1, 4, 1], [2, 5, 2]]  # short shards repeat their own first sample
+    assert set().union(*shares) == set(samples)
+    assert HeldOut([0], 1, 2)(0, (0, 1)) == [0]  # fewer samples than ranks: a rank with none borrows

@@ -114,7 +114,8 @@ def build_streams(cfg: TrainConfig, processor):
     train = BatchStream(train_samples(cfg, skips), group_by_length=cfg.data.group_by_length, rank=rank,
                         world_size=world, skips=skips,
                         token_budget=cfg.data.pack_tokens if cfg.data.packing else None, **common)
+    # Every rank reads the held-out set; rank 0 counts its skips (the run's table sums the ranks' counts).
+    held_out = eval_samples(cfg, skips if rank == 0 else SkipLog(cfg.data.max_skip_fraction))
     # Batches of batch_size samples (no token budget), so every rank's equal share gives equal batch counts.
-    evaluation = BatchStream(HeldOut(eval_samples(cfg, skips), rank, world), group_by_length=False, epochs=1,
-                             **common)
+    evaluation = BatchStream(HeldOut(held_out, rank, world), group_by_length=False, epochs=1, **common)
     return (train, evaluation), skips

@@ -12,6 +12,7 @@ import yaml
 from transformers import AutoProcessor, set_seed
 
 from smvl import config as configlib
+from smvl.data.skips import SkipLog
 from smvl.errors import UserError
 from smvl.splice.model import PROVENANCE
 from smvl.train import checkpoints, tracking
@@ -135,7 +136,24 @@ def publish(stage_final: Path, out: Path) -> Path:
     return final
 
 
+def all_ranks_skips(skips: SkipLog) -> SkipLog:
+    """The skip counts of every rank together (each rank reads its own shard), for the end-of-run table."""
+    import torch.distributed as dist
+
+    total = SkipLog(max_fraction=1.0)
+    if not (dist.is_available() and dist.is_initialized()):
+        total.merge(skips.drain())
+        return total
+    deltas = [None] * dist.get_world_size()
+    dist.all_gather_object(deltas, skips.drain())
+    for delta in deltas:
+        total.merge(delta)
+    return total
+
+
 def train(cfg: TrainConfig, log=print) -> Path:
+    if not is_main():
+        log = _quiet  # rank 0 speaks for the run: headers, parameter counts and tables once, not once per process
     validate(cfg)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -157,7 +175,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
             set_seed(cfg.seed + i)
             run_stage(cfg, stage, current, stage_dir, processor, streams, log)
         current = stage_dir / "final"
-    log(skips.table())
+    log(all_ranks_skips(skips).table())
     if not is_main():
         return out / "final"
     final = publish(current, out)
@@ -169,6 +187,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
         (out / "eval_results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
         tracking.log_samples(cfg.report_to, results["predictions"][: cfg.sample_questions], out, cfg.run_name)
     return final
+
+
+def _quiet(*args, **kwargs) -> None:
+    pass
 
 
 def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
