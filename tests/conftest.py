@@ -42,14 +42,14 @@ def assets() -> Path:
     return ASSETS
 
 
-@pytest.fixture(scope="session")
-def real_fake_sources(assets, tmp_path_factory) -> Path:
-    """Random-weight checkpoints with the real configs, key layout and tokenizer; depth cut to 1 layer, bf16."""
+def build_real_fake(assets: Path, root: Path, layers: int) -> Path:
+    """Random-weight checkpoints with the real configs, key layout and tokenizer at full width; depth cut to
+    `layers`, bf16. `root/vision` and `root/text` are splice sources."""
     from transformers import AutoConfig, Qwen3ForCausalLM, SmolVLMForConditionalGeneration
 
-    root = tmp_path_factory.mktemp("realfake")
     torch.manual_seed(0)
-    text_cfg = AutoConfig.from_pretrained(assets / "qwen3-0.6b", num_hidden_layers=1, layer_types=["full_attention"])
+    text_cfg = AutoConfig.from_pretrained(assets / "qwen3-0.6b", num_hidden_layers=layers,
+                                          layer_types=["full_attention"] * layers)
     text = Qwen3ForCausalLM(text_cfg).to(torch.bfloat16)
     text.save_pretrained(root / "text")
     del text
@@ -57,7 +57,7 @@ def real_fake_sources(assets, tmp_path_factory) -> Path:
         shutil.copy(assets / "qwen3-0.6b" / name, root / "text" / name)
 
     vlm_cfg = json.loads((assets / "smolvlm2-256m-video-instruct" / "config.json").read_text())
-    vlm_cfg["vision_config"]["num_hidden_layers"] = 1
+    vlm_cfg["vision_config"]["num_hidden_layers"] = layers
     vlm_cfg["text_config"].update(num_hidden_layers=1, vocab_size=512)
     vlm_cfg["vocab_size"] = 512
     config = AutoConfig.for_model(**vlm_cfg)
@@ -65,6 +65,12 @@ def real_fake_sources(assets, tmp_path_factory) -> Path:
     for name in ("preprocessor_config.json", "processor_config.json"):
         shutil.copy(assets / "smolvlm2-256m-video-instruct" / name, root / "vision" / name)
     return root
+
+
+@pytest.fixture(scope="session")
+def real_fake_sources(assets, tmp_path_factory) -> Path:
+    """Real widths, key layout and tokenizer; 1 layer each."""
+    return build_real_fake(assets, tmp_path_factory.mktemp("realfake"), layers=1)
 
 
 @pytest.fixture(scope="session")

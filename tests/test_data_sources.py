@@ -289,3 +289,15 @@ def test_data_inspect_defaults_to_the_real_pair_not_the_tiny_preset(tmp_path, ca
     assert main(["data", "inspect", str(root)]) == 2  # the hub is unreachable here: the real pair cannot be fetched
     err = capsys.readouterr().err
     assert "HuggingFaceTB/SmolVLM2-256M-Video-Instruct" in err and err.count("\n") == 1
+
+
+def test_a_few_clustered_bad_rows_early_do_not_stop_a_run_but_a_wreck_does():
+    skips = SkipLog(max_fraction=0.05)
+    for i in range(36):
+        skips.skip(f"r{i}", "corrupt image") if i in (5, 6) else skips.ok()  # 5.6% of 36, 1% of the 200 floor
+    for i in range(200):
+        skips.ok()
+    wreck = SkipLog(max_fraction=0.05)
+    with pytest.raises(TooManySkipped, match="11 of 11"):
+        for i in range(30):
+            wreck.skip(f"w{i}", "missing image file")

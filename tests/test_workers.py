@@ -37,6 +37,14 @@ def train_stream(root, processor, tmp_path, bad_fraction_cap="0.5"):
 
 
 @pytest.fixture()
+def bad_folder(tmp_path):
+    root = tmp_path / "bad"
+    write_subset(root, "good", [row() for _ in range(30)])
+    write_subset(root, "mixed", [row() for _ in range(10)] + [row(corrupt=True) for _ in range(12)])
+    return root
+
+
+@pytest.fixture()
 def folder(tmp_path):
     root = tmp_path / "c"
     write_subset(root, "good", [row() for _ in range(30)])
@@ -55,10 +63,10 @@ def test_skip_totals_are_the_same_with_and_without_workers(folder, tiny_model, t
     assert tables[0] == tables[2] == (49, {"corrupt image": 3}), tables
 
 
-def test_too_many_skips_across_workers_stop_the_run_in_the_main_process(folder, tiny_model, tmp_path):
+def test_too_many_skips_across_workers_stop_the_run_in_the_main_process(bad_folder, tiny_model, tmp_path):
     """Over a 5% cap the run stops in the main process, on the counts of all workers together (a worker re-raised
     by the DataLoader would carry only its own share)."""
-    stream = train_stream(folder, AutoProcessor.from_pretrained(tiny_model), tmp_path, bad_fraction_cap="0.05")
+    stream = train_stream(bad_folder, AutoProcessor.from_pretrained(tiny_model), tmp_path, bad_fraction_cap="0.05")
     with pytest.raises(TooManySkipped, match=r"samples skipped \(over 5%\)") as caught:
         consume(stream, 2)
     assert caught.traceback[-2].name == "merge", [entry.name for entry in caught.traceback]

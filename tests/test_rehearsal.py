@@ -1,0 +1,160 @@
+"""The real run, rehearsed: the shipped configs at real widths (2 layers), on a generated the_cauldron folder with
+the real schema and variety, with text-only mixing, DataLoader workers and two processes, then `smvl eval` over
+every subset. The closest a CPU gets to what users run; it catches what the tiny preset hides.
+
+The shipped YAML files are loaded and only paths, step counts and sizes are changed (CHANGED lists them; a test
+fails if anything else differs), plus `report_to: none` (the trackers are optional extras).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from cauldron_folder import CORRUPT, SIZES, write_cauldron, write_text_only
+from conftest import build_real_fake
+
+REPO = Path(__file__).resolve().parents[1]
+CHANGED = {"model.vision", "model.text", "data.train", "data.text_only", "data.text_only_ratio", "data.num_workers",
+           "data.holdout", "data.shuffle_buffer", "steps", "stages.steps", "grad_accum", "eval_every", "save_every",
+           "final_eval_samples", "output_dir", "report_to"}
+
+pytestmark = pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+
+
+@pytest.fixture(scope="module")
+def rehearsal(assets, tmp_path_factory):
+    root = tmp_path_factory.mktemp("rehearsal")
+    return SimpleNamespace(root=root, sources=build_real_fake(assets, root / "sources", layers=2),
+                           data=write_cauldron(root / "the_cauldron"), text=write_text_only(root / "text.jsonl"))
+
+
+def rehearsed_config(name: str, r, out: Path) -> Path:
+    """configs/<name>.yaml with paths, steps and sizes changed for a CPU."""
+    cfg = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
+    cfg["model"].update(vision=str(r.sources / "vision"), text=str(r.sources / "text"))
+    cfg["data"].update(train=str(r.data), text_only=str(r.text), text_only_ratio=0.14, num_workers=2, holdout=2,
+                       shuffle_buffer=16)
+    if "stages" in cfg:
+        for stage in cfg["stages"]:
+            stage["steps"] = 1
+    else:
+        cfg["steps"] = 2
+    cfg.update(grad_accum=1, eval_every=2, save_every=2, final_eval_samples=7, output_dir=str(out), report_to="none")
+    path = out.parent / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def changed_keys(a: dict, b: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for k in set(a) | set(b):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            keys |= changed_keys(va, vb, f"{prefix}{k}.")
+        elif isinstance(va, list) and isinstance(vb, list) and len(va) == len(vb):
+            for x, y in zip(va, vb):
+                keys |= changed_keys(x, y, f"{prefix}{k}.")
+        elif va != vb:
+            keys.add(f"{prefix}{k}")
+    return keys
+
+
+@pytest.mark.parametrize("name", ["full", "staged"])
+def test_rehearsal_changes_only_paths_steps_and_sizes(name, tmp_path):
+    r = SimpleNamespace(sources=tmp_path, data=tmp_path, text=tmp_path)
+    shipped = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
+    rehearsed = yaml.safe_load(rehearsed_config(name, r, tmp_path / "run").read_text())
+    assert changed_keys(shipped, rehearsed) <= CHANGED
+
+
+def load(name: str, r, out: Path):
+    from smvl.train.run import load_config
+
+    return load_config(str(rehearsed_config(name, r, out)), [])
+
+
+def test_first_hundred_training_samples_cover_every_subset_in_proportion(rehearsal, tmp_path):
+    """full.yaml reads `subsets: all` with no weights. The first 100 samples (after the 16-sample shuffle buffer,
+    as small against this folder as 1,000 is against the_cauldron) hold each subset in proportion to its size."""
+    from smvl.data.skips import SkipLog
+    from smvl.train.data import train_samples
+
+    cfg = load("full", rehearsal, tmp_path / "run")
+    first = [s for _, s in zip(range(100), train_samples(cfg, SkipLog(1.0))(0, (0, 1)))]
+    images = [s for s in first if s.images]
+    assert 5 <= len(first) - len(images) <= 26  # text-only at 0.14: mean 14, sd ~3.5
+    counts, total = Counter(s.source for s in images), sum(SIZES.values())
+    for subset, size in SIZES.items():
+        expected = len(images) * size / total
+        # Drawn without replacement through a small buffer: sd <= sqrt(n p (1 - p)) <= 4.3 here; 3 sd + 1 leaves
+        # room for the buffer's local reordering.
+        assert counts[subset] >= 1 and abs(counts[subset] - expected) <= 3 * (expected * (1 - size / total)) ** 0.5 + 1, (
+            subset, counts[subset], expected)
+
+
+def test_skip_totals_are_the_same_with_zero_and_two_workers(rehearsal, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from smvl.data.stream import merge_worker_skips
+    from smvl.splice.processor import pair_processor
+    from smvl.train.data import build_streams
+
+    processor, _ = pair_processor(str(rehearsal.sources / "vision"), str(rehearsal.sources / "text"))
+    subsets = [s for s in SIZES if s != "docvqa"]  # the scans cost time and hold no corrupt row
+    totals = []
+    for workers in (0, 2):
+        cfg = load("full", rehearsal, tmp_path / f"run{workers}")
+        cfg.data.subsets = ",".join(subsets)
+        cfg.data.text_only_ratio, cfg.data.max_length = 0.0, 4096  # every row once, none too long
+        (stream, _), skips = build_streams(cfg, processor)
+        stream.epochs = 1
+        for batch in DataLoader(stream, batch_size=None, num_workers=workers):
+            merge_worker_skips(batch, skips)
+        totals.append((skips.seen, dict(skips.by_reason)))
+    # Every row is read once: the held-out rows for evaluation, the others for training.
+    expected = (sum(SIZES[s] for s in subsets), {"corrupt image": sum(CORRUPT.values())})
+    assert totals[0] == totals[1] == expected, totals
+
+
+def torchrun(config: Path, log: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    run = subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", "29531", "-m", "smvl", "train",
+                          str(config)], env=env, capture_output=True, text=True, timeout=1500)
+    log.write_text(run.stdout + "\n--- stderr ---\n" + run.stderr)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return run
+
+
+def test_full_and_staged_configs_train_then_eval_every_subset(rehearsal, tmp_path):
+    out = rehearsal.root / "full-run"
+    run = torchrun(rehearsed_config("full", rehearsal, out), rehearsal.root / "full.log")
+    assert (out / "final" / "model.safetensors").is_file() and (out / "eval_results.json").is_file()
+    # Rank 0 speaks for the run; the frozen LLM's stage leaves text-only samples out and says so once.
+    assert run.stdout.count("stage stage-1-connector: recipe connector") == 1
+    assert run.stdout.count("text-only samples are left out of this stage") == 1
+    assert "preflight: the image moves" in run.stdout
+
+    staged = rehearsal.root / "staged-run"
+    run = torchrun(rehearsed_config("staged", rehearsal, staged), rehearsal.root / "staged.log")
+    provenance = json.loads((staged / "final" / "smvl.json").read_text())
+    assert [s["recipe"] for s in provenance["stages"]] == ["connector", "vision+connector", "full"]
+    assert run.stdout.count("text-only samples are left out of this stage") == 2  # the two frozen-LLM stages
+
+    evaluation = subprocess.run([sys.executable, "-m", "smvl", "eval", str(staged / "final"), "--data",
+                                 str(rehearsal.data), "--split", "test", "--holdout", "1", "--images", "all",
+                                 "--no-retention", "--batch-size", "4", "--out", str(rehearsal.root / "eval")],
+                                capture_output=True, text=True, timeout=900)
+    assert evaluation.returncode == 0, evaluation.stderr[-4000:]
+    results = json.loads((rehearsal.root / "eval" / "results.json").read_text())
+    (model,) = results["models"]
+    assert set(model["subsets"]) == set(SIZES), model["subsets"].keys()
