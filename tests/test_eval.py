@@ -121,3 +121,20 @@ def test_training_end_of_run_eval_takes_mixed_image_counts(tiny_model, tmp_path)
     train(cfg)
     results = json.loads((tmp_path / "run" / "eval_results.json").read_text())
     assert results["n"] == 6 and results["scored"]["shuffled_images"] == 5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--metric", "bleu"], "unknown metric 'bleu'; choose one of exact, vqa, anls, relaxed, choice"),
+    (["--data", "imagenet"], "unknown data source 'imagenet'"),
+    (["--data", "nowhere/data.jsonl"], "nowhere/data.jsonl does not exist"),
+    (["NO_SUCH_MODEL"], "model folder NO_SUCH_MODEL does not exist"),  # the second model: the first is not run
+])
+def test_user_errors_are_one_line_before_any_model_is_loaded(args, message, tiny_model, tmp_path, capsys,
+                                                             monkeypatch):
+    loaded = []
+    monkeypatch.setattr(evaluate, "load", lambda *a, **k: loaded.append(a))
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", str(tiny_model), *args, "--out", "eval"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("smvl eval: error: ") and err.count("\n") == 1 and message in err, err
+    assert not loaded and not (tmp_path / "eval").exists()
