@@ -1,4 +1,5 @@
-"""`smvl eval`: two models side by side, image-use columns, text retention, report with plots, resumable."""
+"""`smvl eval`: two models side by side, image-use columns, text retention, report with plots, resumable; mixed
+image counts (here and at the end of `smvl train`), training's image policy, one-line user errors."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def test_mixed_image_counts_evaluate_with_a_derangement_per_count(tiny_model, tm
     assert all(len(i) == sum(1 for part in p[0]["content"] if part["type"] == "image") for p, i in zip(prompts, images))
     assert len(images) == 6 + 6 + 5
     real, blank = images[:6], images[6:12]
-    assert all([b.size for b in bs] == [r.size for r in rs] and all(not any(b.getextrema()[0]) for b in bs)
+    assert all([b.size for b in bs] == [r.size for r in rs] and all(hi == 0 for b in bs for _, hi in b.getextrema())
                for rs, bs in zip(real, blank))
 
 
@@ -115,8 +116,8 @@ def test_image_policy_matches_training(tiny_model, tmp_path, faked, capsys):
 
 def test_training_end_of_run_eval_takes_mixed_image_counts(tiny_model, tmp_path):
     data = mixed_jsonl(tmp_path / "data")
-    cfg = load_config(None, ["--model.path", str(tiny_model), "--data.train", str(data), "--data.eval", str(data), "--data.images", "all",
-                             "--steps", "2", "--batch_size", "2", "--data.max_skip_fraction", "0.5",
+    cfg = load_config(None, ["--model.path", str(tiny_model), "--data.train", str(data), "--data.eval", str(data),
+                             "--data.images", "all", "--steps", "2", "--batch_size", "2",
                              "--output_dir", str(tmp_path / "run")])
     train(cfg)
     results = json.loads((tmp_path / "run" / "eval_results.json").read_text())
