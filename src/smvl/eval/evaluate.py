@@ -1,71 +1,81 @@
 """`smvl eval`: answers with real, blank and shuffled images, metrics per subset, eval loss, text retention.
 
-Predictions are appended to `<out>/predictions-<model>.jsonl` as they are made, so a re-run resumes.
+Predictions are appended to `<out>/predictions-<model>.jsonl` as they are made, keyed by model and question
+(`eval/cache.py`), so a re-run resumes.
 """
 
 from __future__ import annotations
 
-import json
-import random
 from pathlib import Path
 
 import torch
 
 from smvl.data.collate import CollateOptions, Encoder, collate
-from smvl.data.sample import Sample, text_of
+from smvl.data.sample import BadSample, Sample, text_of
+from smvl.eval.cache import PredictionCache, digest, model_identity
 from smvl.eval.image_use import blank_like, first_question, majority_baseline, question_kind
 from smvl.eval.metrics import metric_for
 from smvl.eval.normalize import normalize_answer
+from smvl.eval.shuffle import image_key, shuffled_partners
 from smvl.infer.generate import generate_batch, load
 
 CONDITIONS = ("with_images", "blank_images", "shuffled_images")
+MAX_NEW_TOKENS = 32
 
 
 def subset_of(sample: Sample) -> str:
     return "synthetic" if sample.source.startswith("synthetic") else (sample.source or "data")
 
 
-def predict(model, processor, samples: list[Sample], cache: Path, batch_size: int, seed: int) -> dict:
-    """{(sample id, condition): answer}, generating only what `cache` does not hold yet."""
-    done = {}
-    if cache.is_file():
-        for line in cache.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-                done[(row["id"], row["condition"])] = row["answer"]
-            except (json.JSONDecodeError, KeyError):
+def predict(model, processor, samples: list[Sample], cache: PredictionCache, identity: list, batch_size: int,
+            seed: int) -> tuple[dict, list]:
+    """({(sample index, condition): answer}, shuffled partners), generating only what `cache` does not hold.
+
+    `identity` (the model's, the data source's and the seed) goes into every cache key.
+    """
+    questions = [first_question(s) for s in samples]
+    prompts = [prompt for prompt, _, _ in questions]
+    own = [s.images[:used] for s, (_, _, used) in zip(samples, questions)]
+    keys = [image_key(images) for images in own]
+    partners = shuffled_partners([len(images) for images in own], keys, seed)
+    answers = {}
+    for condition in CONDITIONS:
+        todo = []
+        for i, s in enumerate(samples):
+            j = partners[i] if condition == "shuffled_images" else i  # whose images sample i is asked with
+            if j is None:
                 continue
-    prompts, images = [], []
-    for s in samples:
-        prompt, _, used = first_question(s)
-        prompts.append(prompt)
-        images.append(s.images[:used])
-    shuffled = images[:]
-    random.Random(seed).shuffle(shuffled)
-    inputs = {"with_images": images, "blank_images": [blank_like(i) for i in images], "shuffled_images": shuffled}
-    with open(cache, "a", encoding="utf-8") as out:
-        for condition in CONDITIONS:
-            todo = [i for i, s in enumerate(samples) if (s.id, condition) not in done]
-            for start in range(0, len(todo), batch_size):
-                chunk = todo[start:start + batch_size]
-                answers = generate_batch(model, processor, [prompts[i] for i in chunk],
-                                         [inputs[condition][i] for i in chunk], max_new_tokens=32)
-                for i, answer in zip(chunk, answers):
-                    done[(samples[i].id, condition)] = answer
-                    out.write(json.dumps({"id": samples[i].id, "condition": condition, "answer": answer},
-                                         ensure_ascii=False) + "\n")
-                out.flush()
-    return done
+            # Blank images are black with the sizes of its own, which keys[i] covers.
+            key = digest(*identity, s.source, s.id, condition, prompts[i], keys[j], MAX_NEW_TOKENS)
+            if key in cache:
+                answers[i, condition] = cache[key]
+            else:
+                todo.append((i, j, key))
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            images = [blank_like(own[j]) if condition == "blank_images" else own[j] for _, j, _ in chunk]
+            generated = generate_batch(model, processor, [prompts[i] for i, _, _ in chunk], images,
+                                       max_new_tokens=MAX_NEW_TOKENS)
+            cache.add([{"key": key, "id": samples[i].id, "condition": condition, "answer": answer}
+                       for (i, _, key), answer in zip(chunk, generated)])
+            answers.update({(i, condition): answer for (i, _, _), answer in zip(chunk, generated)})
+    return answers, partners
 
 
 @torch.no_grad()
-def eval_loss(model, processor, samples: list[Sample], batch_size: int = 8) -> float:
-    """Mean loss per answer token (assistant-only labels), as in training."""
-    encoder = Encoder(processor, CollateOptions())
+def eval_loss(model, processor, samples: list[Sample], options: CollateOptions, batch_size: int = 8) -> float:
+    """Mean loss per answer token (assistant-only labels), as in training; samples training would refuse (too
+    long even when cut) are left out, as training leaves them out."""
+    encoder = Encoder(processor, options)
+    encoded = []
+    for s in samples:
+        try:
+            encoded.append(encoder(s))
+        except BadSample:
+            continue
     total, tokens = 0.0, 0
-    for start in range(0, len(samples), batch_size):
-        batch = collate([encoder(s) for s in samples[start:start + batch_size]], processor.tokenizer.pad_token_id,
-                        encoder.options)
+    for start in range(0, len(encoded), batch_size):
+        batch = collate(encoded[start:start + batch_size], processor.tokenizer.pad_token_id, options)
         batch = {k: v.to(model.device) for k, v in batch.items()}
         n = int((batch["labels"][:, 1:] != -100).sum())
         total += model(**batch).loss.item() * n
@@ -73,41 +83,47 @@ def eval_loss(model, processor, samples: list[Sample], batch_size: int = 8) -> f
     return total / max(1, tokens)
 
 
-def score_model(model_dir: Path, samples: list[Sample], out: Path, metric: str | None, batch_size: int,
-                seed: int, retention_check: bool) -> dict:
+def mean_score(rows: list[dict], condition: str) -> tuple[float | None, int]:
+    """(mean, count) over the rows scored in `condition`; None when none was."""
+    values = [r["scores"][condition] for r in rows if r["scores"][condition] is not None]
+    return (sum(values) / len(values) if values else None), len(values)
+
+
+def score_model(model_dir: Path, samples: list[Sample], out: Path, options: CollateOptions, data: str, seed: int,
+                metric: str | None = None, batch_size: int = 16, retention_check: bool = True,
+                force: bool = False) -> dict:
+    """Samples must already be under the image policy of `options` (`image_use.under_policy`)."""
     model, processor = load(model_dir)
     name = model_dir.resolve().name if model_dir.name != "final" else model_dir.resolve().parent.name
-    answers = predict(model, processor, samples, out / f"predictions-{name}.jsonl", batch_size, seed)
-    refs = [first_question(s)[1] for s in samples]
-    questions = [text_of(first_question(s)[0][-1]) for s in samples]
-    per_subset: dict[str, dict] = {}
+    cache = PredictionCache(out / f"predictions-{name}.jsonl", force=force)
+    answers, partners = predict(model, processor, samples, cache, [model_identity(model_dir), data, seed],
+                                batch_size, seed)
     rows = []
-    for s, ref, q in zip(samples, refs, questions):
-        subset = subset_of(s)
-        metric_name, fn = metric_for(subset, metric)
-        entry = per_subset.setdefault(subset, {"metric": metric_name, "n": 0, **dict.fromkeys(CONDITIONS, 0.0)})
-        entry["n"] += 1
-        row = {"id": s.id, "subset": subset, "question": q, "reference": ref}
-        for condition in CONDITIONS:
-            value = fn(answers[(s.id, condition)], [ref], q)
-            entry[condition] += value
-            row[condition] = answers[(s.id, condition)]
+    for i, s in enumerate(samples):
+        prompt, ref, _ = first_question(s)
+        q, subset = text_of(prompt[-1]), subset_of(s)
+        fn = metric_for(subset, metric)
+        row = {"id": s.id, "subset": subset, "question": q, "reference": ref, "metric": fn.name,
+               "shuffled_from": samples[partners[i]].id if partners[i] is not None else None}
+        row.update({c: answers.get((i, c)) for c in CONDITIONS})
+        row["scores"] = {c: fn(row[c], [ref], q) if row[c] is not None else None for c in CONDITIONS}
         rows.append(row)
-    for entry in per_subset.values():
-        for condition in CONDITIONS:
-            entry[condition] /= entry["n"]
-    overall = {c: sum(e[c] * e["n"] for e in per_subset.values()) / max(1, len(samples)) for c in CONDITIONS}
+    per_subset = {}
+    for subset in sorted({r["subset"] for r in rows}):
+        of_subset = [r for r in rows if r["subset"] == subset]
+        means = {c: mean_score(of_subset, c) for c in CONDITIONS}
+        per_subset[subset] = {"metric": of_subset[0]["metric"], "n": len(of_subset),
+                              "scored": {c: k for c, (_, k) in means.items()}, **{c: m for c, (m, _) in means.items()}}
     kinds = [question_kind(s) for s in samples]
-    by_kind = {}
-    for kind in sorted(set(kinds)):
-        rows_of_kind = [(r, q) for r, q, k in zip(rows, questions, kinds) if k == kind]
-        by_kind[kind] = {c: sum(metric_for(r["subset"], metric)[1](r[c], [r["reference"]], q)
-                                for r, q in rows_of_kind) / len(rows_of_kind) for c in CONDITIONS}
+    by_kind = {kind: {c: mean_score([r for r, k in zip(rows, kinds) if k == kind], c)[0] for c in CONDITIONS}
+               for kind in sorted(set(kinds))}
+    overall = {c: mean_score(rows, c) for c in CONDITIONS}
     result = {
-        "model": str(model_dir), "name": name, "n": len(samples), **{f"accuracy_{k}": v for k, v in overall.items()},
-        "majority_baseline": majority_baseline(kinds, refs, normalize_answer),
+        "model": str(model_dir), "name": name, "n": len(samples),
+        **{f"accuracy_{c}": m for c, (m, _) in overall.items()}, "scored": {c: k for c, (_, k) in overall.items()},
+        "majority_baseline": majority_baseline(kinds, [r["reference"] for r in rows], normalize_answer),
         "accuracy_by_question_type": by_kind,
-        "eval_loss": eval_loss(model, processor, samples), "per_subset": per_subset, "predictions": rows,
+        "eval_loss": eval_loss(model, processor, samples, options), "per_subset": per_subset, "predictions": rows,
     }
     if retention_check:
         from smvl.eval.retention import load_source_llm, retention

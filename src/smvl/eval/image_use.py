@@ -7,11 +7,12 @@ Blank images are black, not mid-grey: SmolVLM drops all-zero (normalised mid-gre
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 from PIL import Image
 
-from smvl.data.sample import Sample, text_of
+from smvl.data.collate import CollateOptions, apply_image_policy
+from smvl.data.sample import BadSample, Sample, text_of
+from smvl.data.skips import SkipLog
 
 
 def first_question(sample: Sample) -> tuple[list[dict], str, int]:
@@ -20,6 +21,21 @@ def first_question(sample: Sample) -> tuple[list[dict], str, int]:
     prompt = sample.messages[:k]
     used = sum(1 for m in prompt if isinstance(m["content"], list) for p in m["content"] if p.get("type") == "image")
     return prompt, text_of(sample.messages[k]).strip(), used
+
+
+def under_policy(samples: list[Sample], options: CollateOptions, skips: SkipLog) -> list[Sample]:
+    """The samples as training would see them (`images: first` keeps the first image, `all` refuses more than
+    `max_images`; refused ones are counted in `skips`), less those whose first question shows no image."""
+    kept = []
+    for s in samples:
+        try:
+            s = apply_image_policy(s, options.images, options.max_images)
+        except BadSample as exc:
+            skips.skip(s.id, exc.reason)
+            continue
+        if first_question(s)[2]:
+            kept.append(s)
+    return kept
 
 
 def blank_like(images: list[Image.Image]) -> list[Image.Image]:
@@ -39,21 +55,3 @@ def majority_baseline(kinds: list[str], answers: list[str], normalize) -> float:
     for kind, a in zip(kinds, answers):
         by_kind.setdefault(kind, Counter())[normalize(a)] += 1
     return sum(c.most_common(1)[0][1] for c in by_kind.values()) / max(1, len(answers))
-
-
-def demo_report(model_dir: Path, samples: list[Sample], cfg, log) -> dict:
-    """The end-of-run evaluation of `smvl train`: image use on the held-out questions, and a few sample answers."""
-    from smvl.eval.evaluate import score_model
-
-    results = score_model(Path(model_dir), samples, Path(model_dir).parent, None, 16, cfg.seed, retention_check=False)
-    gap = results["accuracy_with_images"] - results["accuracy_blank_images"]
-    log(
-        f"held-out accuracy ({results['n']} questions): with images {results['accuracy_with_images']:.1%}, "
-        f"blank images {results['accuracy_blank_images']:.1%}, shuffled {results['accuracy_shuffled_images']:.1%}, "
-        f"majority baseline {results['majority_baseline']:.1%} (gap {gap:+.1%})"
-    )
-    for kind, acc in results["accuracy_by_question_type"].items():
-        log(f"  {kind:>12}: with images {acc['with_images']:.1%}, blank {acc['blank_images']:.1%}")
-    for row in results["predictions"][: cfg.sample_questions]:
-        log(f"  Q: {row['question']}  A: {row['with_images']}  (ref: {row['reference']})")
-    return results

@@ -8,6 +8,10 @@ from pathlib import Path
 CONDITIONS = ("with_images", "blank_images", "shuffled_images")
 
 
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
 def loss_curves(run: Path) -> tuple[list, list]:
     """(train, eval) (step, loss) pairs from the newest trainer_state.json under a run folder."""
     states = sorted(run.glob("stage-*/checkpoint-*/trainer_state.json"),
@@ -31,7 +35,7 @@ def plot_accuracy(models: list[dict], path: Path) -> None:
     for k, m in enumerate(models):
         for j, condition in enumerate(("with_images", "blank_images")):
             offset = (2 * k + j) * width
-            values = [m["per_subset"].get(s, {}).get(condition, 0.0) for s in subsets]
+            values = [m["per_subset"].get(s, {}).get(condition) or 0.0 for s in subsets]
             ax.bar([i + offset for i in range(len(subsets))], values, width,
                    label=f"{m['name']} {condition.replace('_', ' ')}")
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(subsets))], subsets)
@@ -65,12 +69,16 @@ def plot_loss(train: list, evals: list, path: Path) -> None:
 def write_report(models: list[dict], out: Path, run: Path | None = None) -> Path:
     lines = ["# smvl evaluation", "", "| | " + " | ".join(m["name"] for m in models) + " |",
              "| --- |" + " --- |" * len(models)]
-    rows = [("samples", "n", "{:d}"), ("accuracy with images", "accuracy_with_images", "{:.1%}"),
-            ("accuracy with blank images", "accuracy_blank_images", "{:.1%}"),
-            ("accuracy with shuffled images", "accuracy_shuffled_images", "{:.1%}"),
-            ("majority-answer baseline", "majority_baseline", "{:.1%}"), ("eval loss", "eval_loss", "{:.4f}")]
-    for label, key, fmt in rows:
-        lines.append(f"| {label} | " + " | ".join(fmt.format(m[key]) for m in models) + " |")
+    rows = [("samples", lambda m: str(m["n"])),
+            ("accuracy with images", lambda m: percent(m["accuracy_with_images"])),
+            ("accuracy with blank images", lambda m: percent(m["accuracy_blank_images"])),
+            ("accuracy with shuffled images", lambda m: percent(m["accuracy_shuffled_images"])),
+            # fewer than all when a sample is alone in its image-count group (eval/shuffle.py)
+            ("samples with shuffled images", lambda m: str(m["scored"]["shuffled_images"])),
+            ("majority-answer baseline", lambda m: percent(m["majority_baseline"])),
+            ("eval loss", lambda m: f"{m['eval_loss']:.4f}")]
+    for label, cell in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(m) for m in models) + " |")
     for m in models:
         r = m.get("retention", {})
         if "identical_greedy" in r:
@@ -81,7 +89,7 @@ def write_report(models: list[dict], out: Path, run: Path | None = None) -> Path
               "| subset | metric | " + " | ".join(m["name"] for m in models) + " |",
               "| --- | --- |" + " --- |" * len(models)]
     for s in subsets:
-        cells = [f"{m['per_subset'][s]['with_images']:.1%} / {m['per_subset'][s]['blank_images']:.1%}"
+        cells = [" / ".join(percent(m["per_subset"][s][c]) for c in ("with_images", "blank_images"))
                  if s in m["per_subset"] else "-" for m in models]
         metric = next(m["per_subset"][s]["metric"] for m in models if s in m["per_subset"])
         lines.append(f"| {s} | {metric} | " + " | ".join(cells) + " |")

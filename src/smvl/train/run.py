@@ -181,9 +181,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
     final = publish(current, out)
     log(f"final model: {final}")
     if cfg.final_eval:
-        from smvl.eval.image_use import demo_report
+        from smvl.eval.demo import demo_report
 
-        results = demo_report(final, eval_samples(cfg)[: cfg.final_eval_samples], cfg, log)
+        results = demo_report(final, eval_samples(cfg)[: cfg.final_eval_samples], collate_options(cfg),
+                              cfg.data.eval or cfg.data.train, cfg.seed, cfg.sample_questions, log)
         (out / "eval_results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
         tracking.log_samples(cfg.report_to, results["predictions"][: cfg.sample_questions], out, cfg.run_name)
     return final
