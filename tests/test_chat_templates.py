@@ -221,6 +221,14 @@ def test_splice_places_images_and_check_passes(name, tiny_sources, tmp_path, cap
 
     assert main(["check", str(out)]) == 0
     assert "[PASS] text-only == source LLM" in capsys.readouterr().out
+    if add_tokens:  # the eval's retention measure compares over the source's vocabulary, like `smvl check`
+        from transformers import AutoModelForImageTextToText
+
+        from smvl.eval.retention import load_source_llm, retention
+
+        llm, _ = load_source_llm(out)
+        kept = retention(AutoModelForImageTextToText.from_pretrained(out), processor, llm, ["Hello!"], 4)
+        assert kept["identical_greedy"] == 1 and kept["mean_kl"] < 1e-6, kept
 
 
 def test_an_llm_without_vision_tokens_needs_add_tokens(tiny_sources, tmp_path):

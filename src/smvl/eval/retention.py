@@ -37,7 +37,9 @@ def retention(model, processor, llm, prompts: list[str] = PROMPTS, max_new_token
         ids = tok(text + answer, add_special_tokens=False, return_tensors="pt")["input_ids"].to(model.device)
         start = prompt_ids.shape[1] - 1
         p = torch.log_softmax(llm(input_ids=ids.to(llm.device)).logits[0, start:].float(), -1)
-        q = torch.log_softmax(model(input_ids=ids).logits[0, start:].float(), -1).to(p.device)
+        # Over the source's vocabulary: rows added by `--add-tokens` have no counterpart in the source.
+        q = model(input_ids=ids).logits[0, start:, : p.shape[-1]].float()
+        q = torch.log_softmax(q, -1).to(p.device)
         kls.append(torch.sum(p.exp() * (p - q), -1).mean().item())
     return {
         "prompts": len(prompts),
