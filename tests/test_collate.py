@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +13,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from smvl.data.collate import IGNORE, CollateOptions, Encoder, collate
 from smvl.data.sample import BadSample, Sample
+from smvl.data.turns import TurnMarks
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +51,56 @@ def test_labels_assistant_only_vs_whole_text(processor):
             if kind == "image" or token == processor.image_token_id:
                 assert label == IGNORE
     assert "<|image_pad|>" not in loss_text and "<|vision_start|>" not in loss_text and "row_" not in loss_text
+
+
+# Llama 3's layout: eos <|end_of_text|>, every turn (answers included) ends with <|eot_id|>.
+LLAMA3_TEMPLATE = (
+    "{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n"
+    "{% if m.content is string %}{{ m.content }}{% else %}{% for p in m.content %}"
+    "{% if p.type == 'image' %}<|image_pad|>{% else %}{{ p.text }}{% endif %}{% endfor %}{% endif %}<|eot_id|>"
+    "{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+
+
+def qwen3_base(processor):
+    """Qwen3 base models' tokenizer: eos <|endoftext|>, while the template still ends turns with <|im_end|>."""
+    processor = copy.deepcopy(processor)
+    processor.tokenizer.eos_token = "<|endoftext|>"
+    return processor, "<|im_end|>"
+
+
+def llama3_like(processor):
+    processor = copy.deepcopy(processor)
+    processor.tokenizer.add_tokens(["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|end_of_text|>"],
+                                   special_tokens=True)
+    processor.tokenizer.eos_token = "<|end_of_text|>"
+    processor.chat_template = LLAMA3_TEMPLATE
+    return processor, "<|eot_id|>"
+
+
+@pytest.mark.parametrize("variant", [qwen3_base, llama3_like])
+def test_answers_end_at_the_template_turn_end_when_eos_differs(processor, variant):
+    processor, turn_end = variant(processor)
+    assert processor.tokenizer.eos_token != turn_end
+    enc = Encoder(processor)(vqa(turns=2))
+    assert shown(processor, enc, True) == f"红色0{turn_end}红色1{turn_end}"
+    assert shown(processor, enc, False).count("图中的圆形是什么颜色？") == 2
+
+
+def test_turn_end_is_what_follows_every_answer_not_only_the_last(processor):
+    # A template that closes a conversation ending with an answer with <|endoftext|>: the text after the last answer
+    # ("<|im_end|>\n<|endoftext|>") and after a middle one ("<|im_end|>\n<|im_start|>") share "<|im_end|>\n<|",
+    # and the turn end must stop at a token boundary.
+    template = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                "{% if add_generation_prompt %}<|im_start|>assistant\n"
+                "{% elif messages[-1].role == 'assistant' %}<|endoftext|>{% endif %}")
+    tok = processor.tokenizer
+
+    def render(messages, **kwargs):
+        return tok.apply_chat_template(messages, chat_template=template, tokenize=False, **kwargs)
+
+    marks = TurnMarks.of(render, lambda text: tok(text, add_special_tokens=False)["input_ids"])
+    assert marks == TurnMarks("<|im_start|>assistant\n", "", "<|im_end|>")
 
 
 def test_encoding_matches_the_stock_processor(processor):

@@ -15,6 +15,7 @@ import torch
 from transformers.models.smolvlm.processing_smolvlm import get_image_prompt_string
 
 from smvl.data.sample import BadSample, Sample
+from smvl.data.turns import TurnMarks
 
 IGNORE = -100
 
@@ -83,11 +84,7 @@ class Encoder:
         self.processor, self.options = processor, options or CollateOptions()
         self.tok = processor.tokenizer
         self.template = processor.chat_template
-        probe = [{"role": "user", "content": "x"}]
-        plain = self._render(probe)
-        self.header = self._render(probe, add_generation_prompt=True)[len(plain):]
-        self.empty_think = self._render(probe, add_generation_prompt=True, enable_thinking=False)[len(plain) + len(self.header):]
-        self.eos = self.tok.eos_token
+        self.marks = TurnMarks.of(self._render, self._ids)
         self.size = processor.image_processor.size["longest_edge"]
         self.tile = processor.image_processor.max_image_size["longest_edge"]
 
@@ -105,29 +102,16 @@ class Encoder:
     def _layout(self, text: str, grids: list[tuple[int, int]]) -> tuple[list[int], list[str]]:
         """Token ids and per-token kinds of a rendered conversation."""
         ids, kinds, image = [], [], 0
-        pos = 0
-        while pos < len(text):
-            start = text.find(self.header, pos)
-            prompt_end = len(text) if start < 0 else start + len(self.header)
-            if start >= 0 and text.startswith(self.empty_think, prompt_end):
-                prompt_end += len(self.empty_think)
-            for k, piece in enumerate(text[pos:prompt_end].split(self.processor.image_token)):
+        for kind, piece in self.marks.split(text):
+            for k, text_piece in enumerate(piece.split(self.processor.image_token)):
                 if k:
                     block = self._block(*grids[image])
                     ids += block
                     kinds += ["image"] * len(block)
                     image += 1
-                piece_ids = self._ids(piece)
+                piece_ids = self._ids(text_piece)
                 ids += piece_ids
-                kinds += ["prompt"] * len(piece_ids)
-            if start < 0:
-                break
-            end = text.find(self.eos, prompt_end)
-            end = len(text) if end < 0 else end + len(self.eos)
-            answer = self._ids(text[prompt_end:end])
-            ids += answer
-            kinds += ["answer"] * len(answer)
-            pos = end
+                kinds += [kind] * len(piece_ids)
         return ids, kinds
 
     def grid(self, image, size: int) -> tuple[int, int]:
