@@ -13,6 +13,8 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from smvl.data.collate import IGNORE, CollateOptions, Encoder, collate
 from smvl.data.sample import BadSample, Sample
+from smvl.data.skips import SkipLog
+from smvl.data.stream import BatchStream
 from smvl.data.turns import TurnMarks
 
 
@@ -101,6 +103,38 @@ def test_turn_end_is_what_follows_every_answer_not_only_the_last(processor):
 
     marks = TurnMarks.of(render, lambda text: tok(text, add_special_tokens=False)["input_ids"])
     assert marks == TurnMarks("<|im_start|>assistant\n", "", "<|im_end|>")
+
+
+MARKERS = ["image_token", "fake_image_token", "global_image_token", "video_token", "header", "turn end"]
+
+
+def marker_text(processor, encoder, name):
+    return {"header": encoder.marks.header, "turn end": encoder.marks.end}.get(name) or getattr(processor, name)
+
+
+@pytest.mark.parametrize("role", ["user", "assistant"])
+@pytest.mark.parametrize("name", MARKERS)
+def test_marker_text_in_a_message_is_a_bad_sample(processor, name, role):
+    encoder = Encoder(processor)
+    marker = marker_text(processor, encoder, name)
+    sample = vqa(turns=2)
+    turn = sample.messages[2 if role == "user" else 1]
+    turn["content"] = f"看 {marker} 这个" if role == "assistant" else [{"type": "text", "text": f"{marker}是什么？"}]
+    with pytest.raises(BadSample, match="marker token in text") as caught:
+        encoder(sample)
+    assert repr(marker) in caught.value.detail and role in caught.value.detail
+
+
+def test_a_stream_skips_and_counts_a_sample_with_marker_text(processor):
+    encoder = Encoder(processor, CollateOptions())
+    bad = vqa(question=f"{processor.image_token}是什么？", sid="bad")
+    samples = [vqa(sid="a"), bad, vqa(sid="b")]
+    skips = SkipLog(max_fraction=1.0)
+    batches = list(BatchStream(lambda epoch, shard: samples, encoder, 2, encoder.options, epochs=1, skips=skips,
+                               group_by_length=False))
+    assert sum(b["input_ids"].shape[0] for b in batches) == 2
+    assert skips.seen == 3 and skips.by_reason == {"marker token in text": 1}
+    assert skips.examples["marker token in text"] == ["bad"]
 
 
 def test_encoding_matches_the_stock_processor(processor):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers.models.smolvlm.processing_smolvlm import get_image_prompt_string
 
-from smvl.data.sample import BadSample, Sample
+from smvl.data.sample import BadSample, Sample, text_of
 from smvl.data.turns import TurnMarks
 
 IGNORE = -100
@@ -85,6 +85,10 @@ class Encoder:
         self.tok = processor.tokenizer
         self.template = processor.chat_template
         self.marks = TurnMarks.of(self._render, self._ids)
+        p = processor
+        markers = (p.image_token, p.fake_image_token, p.global_image_token, getattr(p, "video_token", None),
+                   self.marks.header, self.marks.end)
+        self.markers = [m for m in dict.fromkeys(markers) if m]
         self.size = processor.image_processor.size["longest_edge"]
         self.tile = processor.image_processor.max_image_size["longest_edge"]
 
@@ -114,6 +118,16 @@ class Encoder:
                 kinds += [kind] * len(piece_ids)
         return ids, kinds
 
+    def _check_text(self, sample: Sample) -> None:
+        """Marker text in a message would be tokenised as the marker itself: a literal image token becomes a block
+        with no image behind it (the layout runs out of tiles), the other image markers would carry loss under
+        labels=all, and a header or turn end would move where answers start or stop."""
+        for m in sample.messages:
+            text = text_of(m)
+            for marker in self.markers:
+                if marker in text:
+                    raise BadSample("marker token in text", f"{marker!r} in a {m['role']} message")
+
     def grid(self, image, size: int) -> tuple[int, int]:
         _, rows, cols = self.processor.image_processor.get_number_of_image_patches(
             image.height, image.width, {"size": {"longest_edge": size}}
@@ -126,6 +140,7 @@ class Encoder:
         answers = [i for i, m in enumerate(sample.messages) if m["role"] == "assistant"]
         if not answers:
             raise BadSample("no assistant turn")
+        self._check_text(sample)
         sizes = [self.size] + ([s for s in range(self.size - self.tile, 0, -self.tile)] if o.retile else [])
         truncated = False
         # Whole turns first: the longest prefix ending with an answer that fits.
