@@ -2,9 +2,12 @@
 
 A sample is rendered with the chat template, cut into segments (prompt text, answer text, image blocks) and each
 segment is tokenised on its own, so we know exactly which tokens are answer text and which belong to an image
-block. Image blocks are never cut: when a sample is too long, whole turns are dropped from the end first, then the
-last answer is shortened, then (if `retile`) its images are re-tiled with fewer tiles; a sample that still does
-not fit is rejected with BadSample and counted by the caller.
+block. Answers are found by the assistant header and turn end the template writes (`turns.py`), not by the eos.
+Truncation (`truncate.py`) never cuts a prompt or an image block: when a sample is too long, whole trailing turns
+are dropped while more than one is left, then the last answer is shortened from its end (keeping at least
+`min_answer_tokens` of it, or all of a shorter one); only if the first turn's prompt and images still leave no room
+are the images re-tiled with fewer tiles (if `retile`) and every turn tried again. A sample that still does not
+fit, or whose text contains a marker token, is rejected with BadSample and counted by the caller.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import torch
 from transformers.models.smolvlm.processing_smolvlm import get_image_prompt_string
 
 from smvl.data.sample import BadSample, Sample, text_of
+from smvl.data.truncate import Layout, fit
 from smvl.data.turns import TurnMarks
 
 IGNORE = -100
@@ -29,12 +33,15 @@ class CollateOptions:
     images: str = "first"  # "first": keep the first image only (reference); "all": up to max_images
     max_images: int = 4
     retile: bool = True
+    min_answer_tokens: int = 16  # a shortened answer keeps at least this many tokens (a shorter one stays whole)
 
     def __post_init__(self):
         for name, allowed in (("labels", ("assistant", "all")), ("padding", ("longest", "max_length")),
                               ("images", ("first", "all"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"collate option {name}={getattr(self, name)!r}; expected one of {allowed}")
+        if self.min_answer_tokens < 1:
+            raise ValueError(f"collate option min_answer_tokens={self.min_answer_tokens}; expected at least 1")
 
 
 @dataclass
@@ -103,10 +110,10 @@ class Encoder:
         return self._ids(get_image_prompt_string(rows, cols, p.image_seq_len, p.fake_image_token, p.image_token,
                                                  p.global_image_token))
 
-    def _layout(self, text: str, grids: list[tuple[int, int]]) -> tuple[list[int], list[str]]:
-        """Token ids and per-token kinds of a rendered conversation."""
+    def layout(self, messages: list[dict], grids: list[tuple[int, int]]) -> tuple[list[int], list[str]]:
+        """Token ids and per-token kinds of `messages` rendered whole, their images tiled as `grids`."""
         ids, kinds, image = [], [], 0
-        for kind, piece in self.marks.split(text):
+        for kind, piece in self.marks.split(self._render(messages)):
             for k, text_piece in enumerate(piece.split(self.processor.image_token)):
                 if k:
                     block = self._block(*grids[image])
@@ -134,6 +141,13 @@ class Encoder:
         )
         return rows, cols
 
+    def _turns(self, sample: Sample, answers: list[int], size: int, count: int) -> Layout:
+        """The first `count` turns (up to and including the count-th answer), images resized to `size`."""
+        messages = sample.messages[: answers[count - 1] + 1]
+        images = sample.images[: _images_in(messages)]
+        grids = [self.grid(img, size) for img in images]
+        return Layout(*self.layout(messages, grids), images, grids, size)
+
     def __call__(self, sample: Sample) -> Encoded:
         o = self.options
         sample = apply_image_policy(sample, o.images, o.max_images)
@@ -142,23 +156,18 @@ class Encoder:
             raise BadSample("no assistant turn")
         self._check_text(sample)
         sizes = [self.size] + ([s for s in range(self.size - self.tile, 0, -self.tile)] if o.retile else [])
-        truncated = False
-        # Whole turns first: the longest prefix ending with an answer that fits.
-        for last in reversed(answers):
-            messages = sample.messages[: last + 1]
-            images = sample.images[: _images_in(messages)]
-            for size in sizes:
-                grids = [self.grid(img, size) for img in images]
-                ids, kinds = self._layout(self._render(messages), grids)
-                if len(ids) <= o.max_length:
-                    return self._finish(sample.id, ids, kinds, images, grids, size, truncated or last != answers[-1])
-                if kinds[: o.max_length].count("answer") > 0 and "image" not in kinds[o.max_length:]:
-                    # Only answer text (or trailing prompt) overflows: shorten the answer, keep the blocks whole.
-                    return self._finish(sample.id, ids[: o.max_length], kinds[: o.max_length], images, grids, size, True)
-            truncated = True
-        raise BadSample("too long for max_length", f"{len(ids)} tokens > {o.max_length} even after cutting turns")
+        for size in sizes:
+            try:
+                layout = fit(lambda count: self._turns(sample, answers, size, count), len(answers), o.max_length,
+                             o.min_answer_tokens)
+            except BadSample as exc:
+                too_long = exc
+                continue
+            return self._finish(sample.id, layout)
+        raise too_long
 
-    def _finish(self, sid, ids, kinds, images, grids, size, truncated) -> Encoded:
+    def _finish(self, sid: str, layout: Layout) -> Encoded:
+        ids, kinds, images, grids = layout.ids, layout.kinds, layout.images, layout.grids
         if self.options.labels == "assistant":
             labels = [t if k == "answer" else IGNORE for t, k in zip(ids, kinds)]
         else:
@@ -166,10 +175,10 @@ class Encoder:
         pad_id = self.tok.pad_token_id
         labels = [IGNORE if t == pad_id and k != "answer" else lab for t, k, lab in zip(ids, kinds, labels)]
         labels[0] = IGNORE  # nothing precedes it, so nothing predicts it (and Trainer's token count agrees)
-        enc = Encoded(ids, labels, kinds, tiles=grids, truncated=truncated, id=sid)
+        enc = Encoded(ids, labels, kinds, tiles=grids, truncated=layout.truncated, id=sid)
         if images:
             out = self.processor.image_processor(
-                [images], size={"longest_edge": size}, return_row_col_info=True, return_tensors="pt"
+                [images], size={"longest_edge": layout.size}, return_row_col_info=True, return_tensors="pt"
             )
             got = list(zip(out["rows"][0], out["cols"][0]))
             if got != grids:
