@@ -90,6 +90,19 @@ def test_answers_end_at_the_template_turn_end_when_eos_differs(processor, varian
     assert shown(processor, enc, False).count("图中的圆形是什么颜色？") == 2
 
 
+def test_real_qwen3_template_turn_marks_with_the_base_models_eos(assets):
+    from transformers import AutoConfig
+
+    from smvl.splice.processor import build_processor
+
+    vlm = AutoConfig.from_pretrained(assets / "smolvlm2-256m-video-instruct")
+    processor = build_processor(assets / "smolvlm2-256m-video-instruct", assets / "qwen3-0.6b", vlm.vision_config, 4)
+    processor.tokenizer.eos_token = "<|endoftext|>"
+    encoder = Encoder(processor)
+    assert encoder.marks == TurnMarks("<|im_start|>assistant\n", "<think>\n\n</think>\n\n", "<|im_end|>")
+    assert shown(processor, encoder(vqa(turns=2, images=0)), True) == "红色0<|im_end|>红色1<|im_end|>"
+
+
 def test_turn_end_is_what_follows_every_answer_not_only_the_last(processor):
     # A template that closes a conversation ending with an answer with <|endoftext|>: the text after the last answer
     # ("<|im_end|>\n<|endoftext|>") and after a middle one ("<|im_end|>\n<|im_start|>") share "<|im_end|>\n<|",
