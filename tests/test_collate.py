@@ -140,6 +140,14 @@ def test_marker_text_in_a_message_is_a_bad_sample(processor, name, role):
     assert repr(marker) in caught.value.detail and role in caught.value.detail
 
 
+def test_smolvlm_marker_names_are_plain_text_where_qwen_tokens_are_the_markers(processor):
+    assert processor.fake_image_token == "<|vision_start|>"
+    enc = Encoder(processor)(vqa(question="<fake_token_around_image><global-img><image>是什么？"))
+    fake = processor.tokenizer.convert_tokens_to_ids(processor.fake_image_token)
+    assert enc.input_ids.count(fake) == 2 * 2 + 2 and enc.input_ids.count(processor.image_token_id) == 5 * 16
+    assert "<fake_token_around_image><global-img><image>" in shown(processor, enc, False)
+
+
 def test_a_stream_skips_and_counts_a_sample_with_marker_text(processor):
     encoder = Encoder(processor, CollateOptions())
     bad = vqa(question=f"{processor.image_token}是什么？", sid="bad")

@@ -52,7 +52,7 @@ class Encoded:
     pixel_values: torch.Tensor | None = None  # [tiles, 3, H, W]
     pixel_attention_mask: torch.Tensor | None = None  # [tiles, H, W]
     tiles: list[tuple[int, int]] = field(default_factory=list)  # (rows, cols) per image
-    truncated: bool = False
+    truncated: bool = False  # turns dropped or the last answer shortened (re-tiling shows in `tiles`)
     id: str = ""
 
     @property
