@@ -175,6 +175,19 @@ def test_data_inspect_cli(capsys):
     assert "<image 1 tile" in out or "<image 2x2 tiles" in out
 
 
+def test_data_inspect_counts_a_sample_the_collator_rejects(tmp_path, capsys):
+    (tmp_path / "img.png").write_bytes(image_bytes())
+    records = [{"id": name, "images": ["img.png"], "messages": [{"role": "user", "content": f"<image>{question}"},
+                                                                  {"role": "assistant", "content": "红色"}]}
+               for name, question in (("ok", "什么颜色？"), ("marker", "<|image_pad|>是什么？"))]
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records))
+    assert main(["data", "inspect", str(path), "--limit", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "samples read: 1" in out and "sample ok" in out
+    assert any(line.split()[:5] == ["marker", "token", "in", "text", "1"] for line in out.splitlines())
+
+
 def test_shards_are_disjoint_and_cover_the_split(cauldron, tmp_path):
     for spec, opts in ((str(cauldron), {"subsets": "cocoqa,ai2d", "holdout": 0.2}), ("synthetic", {"max_samples": 30})):
         whole = {s.id for s in open_source(spec, **opts)}

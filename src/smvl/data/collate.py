@@ -2,9 +2,12 @@
 
 A sample is rendered with the chat template, cut into segments (prompt text, answer text, image blocks) and each
 segment is tokenised on its own, so we know exactly which tokens are answer text and which belong to an image
-block. Image blocks are never cut: when a sample is too long, whole turns are dropped from the end first, then the
-last answer is shortened, then (if `retile`) its images are re-tiled with fewer tiles; a sample that still does
-not fit is rejected with BadSample and counted by the caller.
+block. Answers are found by the assistant header and turn end the template writes (`turns.py`), not by the eos.
+Truncation (`truncate.py`) never cuts a prompt or an image block: when a sample is too long, whole trailing turns
+are dropped while more than one is left, then the last answer is shortened from its end (keeping at least
+`min_answer_tokens` of it, or all of a shorter one); only if the first turn's prompt and images still leave no room
+are the images re-tiled with fewer tiles (if `retile`) and every turn tried again. A sample that still does not
+fit, or whose text contains a marker token, is rejected with BadSample and counted by the caller.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from dataclasses import dataclass, field
 import torch
 from transformers.models.smolvlm.processing_smolvlm import get_image_prompt_string
 
-from smvl.data.sample import BadSample, Sample
+from smvl.data.sample import BadSample, Sample, text_of
+from smvl.data.truncate import Layout, fit
+from smvl.data.turns import TurnMarks
 from smvl.errors import UserError
 
 IGNORE = -100
@@ -29,12 +34,15 @@ class CollateOptions:
     images: str = "first"  # "first": keep the first image only (reference); "all": up to max_images
     max_images: int = 4
     retile: bool = True
+    min_answer_tokens: int = 16  # a shortened answer keeps at least this many tokens (a shorter one stays whole)
 
     def __post_init__(self):
         for name, allowed in (("labels", ("assistant", "all")), ("padding", ("longest", "max_length")),
                               ("images", ("first", "all"))):
             if getattr(self, name) not in allowed:
                 raise UserError(f"data.{name}={getattr(self, name)!r}; expected one of {', '.join(allowed)}")
+        if self.min_answer_tokens < 1:
+            raise UserError(f"min_answer_tokens={self.min_answer_tokens}; expected at least 1")
 
 
 @dataclass
@@ -45,7 +53,7 @@ class Encoded:
     pixel_values: torch.Tensor | None = None  # [tiles, 3, H, W]
     pixel_attention_mask: torch.Tensor | None = None  # [tiles, H, W]
     tiles: list[tuple[int, int]] = field(default_factory=list)  # (rows, cols) per image
-    truncated: bool = False
+    truncated: bool = False  # turns dropped or the last answer shortened (re-tiling shows in `tiles`)
     id: str = ""
 
     @property
@@ -84,11 +92,11 @@ class Encoder:
         self.processor, self.options = processor, options or CollateOptions()
         self.tok = processor.tokenizer
         self.template = processor.chat_template
-        probe = [{"role": "user", "content": "x"}]
-        plain = self._render(probe)
-        self.header = self._render(probe, add_generation_prompt=True)[len(plain):]
-        self.empty_think = self._render(probe, add_generation_prompt=True, enable_thinking=False)[len(plain) + len(self.header):]
-        self.eos = self.tok.eos_token
+        self.marks = TurnMarks.of(self._render, self._ids)
+        p = processor
+        markers = (p.image_token, p.fake_image_token, p.global_image_token, getattr(p, "video_token", None),
+                   self.marks.header, self.marks.end)
+        self.markers = [m for m in dict.fromkeys(markers) if m]
         self.size = processor.image_processor.size["longest_edge"]
         self.tile = processor.image_processor.max_image_size["longest_edge"]
 
@@ -103,33 +111,30 @@ class Encoder:
         return self._ids(get_image_prompt_string(rows, cols, p.image_seq_len, p.fake_image_token, p.image_token,
                                                  p.global_image_token))
 
-    def _layout(self, text: str, grids: list[tuple[int, int]]) -> tuple[list[int], list[str]]:
-        """Token ids and per-token kinds of a rendered conversation."""
+    def layout(self, messages: list[dict], grids: list[tuple[int, int]]) -> tuple[list[int], list[str]]:
+        """Token ids and per-token kinds of `messages` rendered whole, their images tiled as `grids`."""
         ids, kinds, image = [], [], 0
-        pos = 0
-        while pos < len(text):
-            start = text.find(self.header, pos)
-            prompt_end = len(text) if start < 0 else start + len(self.header)
-            if start >= 0 and text.startswith(self.empty_think, prompt_end):
-                prompt_end += len(self.empty_think)
-            for k, piece in enumerate(text[pos:prompt_end].split(self.processor.image_token)):
+        for kind, piece in self.marks.split(self._render(messages)):
+            for k, text_piece in enumerate(piece.split(self.processor.image_token)):
                 if k:
                     block = self._block(*grids[image])
                     ids += block
                     kinds += ["image"] * len(block)
                     image += 1
-                piece_ids = self._ids(piece)
+                piece_ids = self._ids(text_piece)
                 ids += piece_ids
-                kinds += ["prompt"] * len(piece_ids)
-            if start < 0:
-                break
-            end = text.find(self.eos, prompt_end)
-            end = len(text) if end < 0 else end + len(self.eos)
-            answer = self._ids(text[prompt_end:end])
-            ids += answer
-            kinds += ["answer"] * len(answer)
-            pos = end
+                kinds += [kind] * len(piece_ids)
         return ids, kinds
+
+    def _check_text(self, sample: Sample) -> None:
+        """Marker text in a message would be tokenised as the marker itself: a literal image token becomes a block
+        with no image behind it (the layout runs out of tiles), the other image markers would carry loss under
+        labels=all, and a header or turn end would move where answers start or stop."""
+        for m in sample.messages:
+            text = text_of(m)
+            for marker in self.markers:
+                if marker in text:
+                    raise BadSample("marker token in text", f"{marker!r} in a {m['role']} message")
 
     def grid(self, image, size: int) -> tuple[int, int]:
         _, rows, cols = self.processor.image_processor.get_number_of_image_patches(
@@ -137,30 +142,33 @@ class Encoder:
         )
         return rows, cols
 
+    def _turns(self, sample: Sample, answers: list[int], size: int, count: int) -> Layout:
+        """The first `count` turns (up to and including the count-th answer), images resized to `size`."""
+        messages = sample.messages[: answers[count - 1] + 1]
+        images = sample.images[: _images_in(messages)]
+        grids = [self.grid(img, size) for img in images]
+        return Layout(*self.layout(messages, grids), images, grids, size)
+
     def __call__(self, sample: Sample) -> Encoded:
         o = self.options
         sample = apply_image_policy(sample, o.images, o.max_images)
         answers = [i for i, m in enumerate(sample.messages) if m["role"] == "assistant"]
         if not answers:
             raise BadSample("no assistant turn")
+        self._check_text(sample)
         sizes = [self.size] + ([s for s in range(self.size - self.tile, 0, -self.tile)] if o.retile else [])
-        truncated = False
-        # Whole turns first: the longest prefix ending with an answer that fits.
-        for last in reversed(answers):
-            messages = sample.messages[: last + 1]
-            images = sample.images[: _images_in(messages)]
-            for size in sizes:
-                grids = [self.grid(img, size) for img in images]
-                ids, kinds = self._layout(self._render(messages), grids)
-                if len(ids) <= o.max_length:
-                    return self._finish(sample.id, ids, kinds, images, grids, size, truncated or last != answers[-1])
-                if kinds[: o.max_length].count("answer") > 0 and "image" not in kinds[o.max_length:]:
-                    # Only answer text (or trailing prompt) overflows: shorten the answer, keep the blocks whole.
-                    return self._finish(sample.id, ids[: o.max_length], kinds[: o.max_length], images, grids, size, True)
-            truncated = True
-        raise BadSample("too long for max_length", f"{len(ids)} tokens > {o.max_length} even after cutting turns")
+        for size in sizes:
+            try:
+                layout = fit(lambda count: self._turns(sample, answers, size, count), len(answers), o.max_length,
+                             o.min_answer_tokens)
+            except BadSample as exc:
+                too_long = exc
+                continue
+            return self._finish(sample.id, layout)
+        raise too_long
 
-    def _finish(self, sid, ids, kinds, images, grids, size, truncated) -> Encoded:
+    def _finish(self, sid: str, layout: Layout) -> Encoded:
+        ids, kinds, images, grids = layout.ids, layout.kinds, layout.images, layout.grids
         if self.options.labels == "assistant":
             labels = [t if k == "answer" else IGNORE for t, k in zip(ids, kinds)]
         else:
@@ -168,10 +176,10 @@ class Encoder:
         pad_id = self.tok.pad_token_id
         labels = [IGNORE if t == pad_id and k != "answer" else lab for t, k, lab in zip(ids, kinds, labels)]
         labels[0] = IGNORE  # nothing precedes it, so nothing predicts it (and Trainer's token count agrees)
-        enc = Encoded(ids, labels, kinds, tiles=grids, truncated=truncated, id=sid)
+        enc = Encoded(ids, labels, kinds, tiles=grids, truncated=layout.truncated, id=sid)
         if images:
             out = self.processor.image_processor(
-                [images], size={"longest_edge": size}, return_row_col_info=True, return_tensors="pt"
+                [images], size={"longest_edge": layout.size}, return_row_col_info=True, return_tensors="pt"
             )
             got = list(zip(out["rows"][0], out["cols"][0]))
             if got != grids:

@@ -54,7 +54,11 @@ def inspect(spec: str, processor, max_length: int, limit: int, options: dict, se
     for n, sample in enumerate(open_source(spec, skips=skips, seed=seed, max_samples=limit, **options)):
         if n >= limit:
             break
-        enc = full(sample)
+        try:
+            enc = full(sample)
+        except BadSample as exc:  # bad at any length (marker text, say): training would skip it the same way
+            skips.skip(sample.id, exc.reason)
+            continue
         image_tokens.append(enc.image_tokens)
         text_tokens.append(len(enc.input_ids) - enc.image_tokens)
         totals.append(len(enc.input_ids))
