@@ -156,7 +156,7 @@ def test_a_stream_skips_and_counts_a_sample_with_marker_text(processor):
     batches = list(BatchStream(lambda epoch, shard: samples, encoder, 2, encoder.options, epochs=1, skips=skips,
                                group_by_length=False))
     assert sum(b["input_ids"].shape[0] for b in batches) == 2
-    assert skips.seen == 3 and skips.by_reason == {"marker token in text": 1}
+    assert skips.by_reason == {"marker token in text": 1}  # reads are counted by the source, rejections here
     assert skips.examples["marker token in text"] == ["bad"]
 
 

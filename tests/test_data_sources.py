@@ -182,7 +182,7 @@ def test_data_inspect_counts_a_sample_the_collator_rejects(tmp_path, capsys):
                for name, question in (("ok", "什么颜色？"), ("marker", "<|image_pad|>是什么？"))]
     path = tmp_path / "data.jsonl"
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records))
-    assert main(["data", "inspect", str(path), "--limit", "5"]) == 0
+    assert main(["data", "inspect", str(path), "--limit", "5", "--preset", "tiny"]) == 0
     out = capsys.readouterr().out
     assert "samples read: 1" in out and "sample ok" in out
     assert any(line.split()[:5] == ["marker", "token", "in", "text", "1"] for line in out.splitlines())
