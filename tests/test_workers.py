@@ -86,3 +86,14 @@ def test_held_out_set_is_shared_out_over_ranks_in_equal_counts():
     assert shares == [[0, 3, 6], [1, 4, 1], [2, 5, 2]]  # short shards repeat their own first sample
     assert set().union(*shares) == set(samples)
     assert HeldOut([0], 1, 2)(0, (0, 1)) == [0]  # fewer samples than ranks: a rank with none borrows
+
+
+def test_the_preflight_look_ahead_does_not_count_skips_twice(folder, tiny_model, tmp_path):
+    from smvl.train.guards import first_image_batch
+
+    stream = train_stream(folder, AutoProcessor.from_pretrained(tiny_model), tmp_path)
+    before = (stream.skips.seen, dict(stream.skips.by_reason))
+    first_image_batch(stream)
+    assert (stream.skips.seen, dict(stream.skips.by_reason)) == before
+    consume(stream, 0)
+    assert stream.skips.seen == 49 and stream.skips.by_reason == {"corrupt image": 3}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 
 
 class TooManySkipped(RuntimeError):
@@ -47,6 +48,16 @@ class SkipLog:
                 f"{self.skipped} of {self.seen} samples skipped (over {self.max_fraction:.0%}); "
                 f"refusing to go on with a broken data set.\n{self.table()}"
             )
+
+    @contextmanager
+    def paused(self):
+        """Counts made inside are forgotten: for a look-ahead at samples that will be read (and counted) again."""
+        saved = self.seen, Counter(self.by_reason), {k: list(v) for k, v in self.examples.items()}
+        try:
+            yield
+        finally:
+            self.seen, self.by_reason = saved[0], saved[1]
+            self.examples = defaultdict(list, saved[2])
 
     def detach(self) -> None:
         """In a DataLoader worker (a copy of the main process's log): count from zero and never stop here; the

@@ -17,12 +17,14 @@ class TrainingHalted(UserError):
 
 
 def first_image_batch(stream, limit: int = 64) -> dict:
-    """The first of the stream's first `limit` batches that holds an image (text-only samples may come first)."""
-    for i, batch in enumerate(stream):
-        if "pixel_values" in batch:
-            return batch
-        if i + 1 >= limit:
-            break
+    """The first of the stream's first `limit` batches that holds an image (text-only samples may come first).
+    Training reads these samples again, so what this look-ahead skips is not counted."""
+    with stream.skips.paused():
+        for i, batch in enumerate(stream):
+            if "pixel_values" in batch:
+                return batch
+            if i + 1 >= limit:
+                break
     raise TrainingHalted(f"none of the first {limit} training batches holds an image; "
                          "cannot verify that the model sees them (is the image source empty?)")
 
