@@ -59,9 +59,10 @@ class _Pinned(http.client.HTTPConnection):
     def __init__(self, host: str, port: int, address: str, timeout: float):
         super().__init__(host, port, timeout=timeout)
         self.address = address
+        self.socket: socket.socket | None = None  # kept: `sock` is dropped once a response owns the connection
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self.socket = socket.create_connection((self.address, self.port), self.timeout)
 
 
 class _PinnedTLS(_Pinned):
@@ -69,12 +70,12 @@ class _PinnedTLS(_Pinned):
 
     def connect(self) -> None:
         super().connect()
-        self.sock = ssl.create_default_context().wrap_socket(self.sock, server_hostname=self.host)
+        self.sock = self.socket = ssl.create_default_context().wrap_socket(self.sock, server_hostname=self.host)
 
 
 def _expire(connection: _Pinned) -> None:
     """Unblocks a read in progress: a socket timeout applies to one read, not to the whole transfer."""
-    sock = connection.sock
+    sock = connection.socket
     if sock is not None:
         try:
             sock.shutdown(socket.SHUT_RDWR)
