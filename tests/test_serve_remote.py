@@ -141,6 +141,7 @@ def test_redirects_are_checked_like_the_first_url(loaded, files, loopback_allowe
         assert status(files + f"/to?http://127.0.0.2:{port}/ok.png") == 400
         assert "127.0.0.2" not in loopback_allowed
         assert status(files + "/to?file:///etc/hostname") == 400
+        assert status(files + f"/to?ftp://127.0.0.1:{port}/ok.png") == 400  # fetched as http without the check
         Files.hits.clear()
         assert status(files + "/to?/to?/to?/to?/to?/ok.png") == 400
         assert len(Files.hits) == 4  # the first request and three redirects, then no more
