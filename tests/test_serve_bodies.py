@@ -13,7 +13,7 @@ import pytest
 from test_serve_helpers import loaded, post, running, user  # noqa: F401
 
 from smvl.serve.app import build_app
-from smvl.serve.bodies import text_bytes
+from smvl.serve.bodies import data_strings, text_bytes
 from smvl.serve.settings import MiB, Settings
 
 
@@ -48,11 +48,22 @@ def test_deep_nesting_and_huge_integers_are_a_400(server, body):
     healthy(server)
 
 
+def test_millions_of_tiny_data_strings_are_counted_before_any_python_loop(server):
+    started = time.time()
+    response = post(server, b'{"messages": [' + b'"data:",' * (4 * MiB) + b'"data:"]}')
+    assert response.status_code == 400 and response.json()["error"]["code"] == "too_many_images", response.text
+    assert time.time() - started < 10
+    healthy(server)
+
+
 def test_only_the_largest_data_strings_count_as_images():
     image = b'"data:image/png;base64,' + b"A" * 1000 + b'"'
     body = b'{"a": [' + image + b"," + image + b',"data:x"], "b": "data:y\\"z"}'
     assert text_bytes(body, 2) == len(body) - 2 * len(image)
     assert text_bytes(body, 1) == len(body) - len(image)
+    escaped = b'["data:\\\\", "data:\\"x", "' + b"\\" * 200 + b'"]'
+    # an escaped backslash ends the first, an escaped quote does not end the second; 100 escaped backslashes
+    assert sorted(data_strings(escaped)) == [9, 10]
 
 
 def send_slowly(port: int, seconds: float) -> socket.socket:

@@ -51,6 +51,9 @@ def thinking(on: bool) -> dict:
 def test_plain_answers_carry_reasoning_content(server):
     message = post(server, {"messages": user(), **thinking(True)}).json()["choices"][0]["message"]
     assert message == {"role": "assistant", "reasoning_content": "plan a \n b", "content": "The answer."}
+    client = openai.OpenAI(base_url=server + "/v1", api_key="unused")
+    reply = client.chat.completions.create(model="m", messages=user(), extra_body={"enable_thinking": True})
+    assert reply.choices[0].message.reasoning_content == "plan a \n b"
     off = post(server, {"messages": user(), **thinking(False)}).json()["choices"][0]["message"]
     assert off == {"role": "assistant", "content": SAID.strip()}
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import heapq
 import json
-import re
 
 from fastapi import Request
 
 from smvl.serve.errors import APIError
 from smvl.serve.settings import Settings
 
-DATA_STRING = re.compile(rb'"data:[^"\\]*(?:\\.[^"\\]*)*"')
+MAX_DATA_STRINGS = 100  # strings starting with `data:` besides the images: texts may begin so, but not many
+
 
 
 def too_large(limit: int, what: str = "the request body") -> APIError:
@@ -77,15 +77,50 @@ class Bodies:
             pass
 
 
+def _escaped(raw: bytes | bytearray, at: int) -> bool:
+    """Whether the quote at `at` follows an odd run of backslashes; the run is measured in C, a window at a time."""
+    window = 64
+    while True:
+        piece = raw[max(0, at - window):at]
+        run = len(piece) - len(piece.rstrip(b"\\"))
+        if run < len(piece) or len(piece) < window:
+            return run % 2 == 1
+        window *= 2
+
+
+def data_strings(raw: bytes | bytearray):
+    """Lengths of the JSON strings that start with `data:`, quotes included (bytes.find: ~100x a regex's speed).
+
+    A match always lies inside one string the parser will see (after a string's closing quote, valid JSON
+    cannot go on with `data:`), so exempting matches never exempts structure."""
+    start = raw.find(b'"data:')
+    while start >= 0:
+        end = raw.find(b'"', start + 1)
+        while end >= 0 and _escaped(raw, end):
+            end = raw.find(b'"', end + 1)
+        if end < 0:
+            return  # unterminated: the parser refuses it
+        yield end + 1 - start
+        start = raw.find(b'"data:', end + 1)
+
+
 def text_bytes(raw: bytes | bytearray, max_images: int) -> int:
     """The body's size without its `max_images` longest `data:` strings (its images)."""
-    images = heapq.nlargest(max_images, (m.end() - m.start() for m in DATA_STRING.finditer(raw)))
-    return len(raw) - sum(images)
+    return len(raw) - sum(heapq.nlargest(max_images, data_strings(raw)))
+
+
+def check_size(raw: bytes | bytearray, settings: Settings) -> None:
+    if len(raw) <= settings.max_text_bytes:
+        return
+    # Counted in C first, so that a body of millions of tiny `"data:"` strings costs no Python loop.
+    if raw.count(b'"data:') > settings.max_images + MAX_DATA_STRINGS:
+        raise APIError(400, f"at most {settings.max_images} images per request", "messages", "too_many_images")
+    if text_bytes(raw, settings.max_images) > settings.max_text_bytes:
+        raise too_large(settings.max_text_bytes, "the request without its images")
 
 
 def parse_json(raw: bytes | bytearray, settings: Settings):
-    if text_bytes(raw, settings.max_images) > settings.max_text_bytes:
-        raise too_large(settings.max_text_bytes, "the request without its images")
+    check_size(raw, settings)
     try:
         return json.loads(raw)
     except RecursionError:
