@@ -12,7 +12,7 @@ import httpx
 import openai
 import psutil
 import pytest
-from test_serve_helpers import data_uri, image_message, loaded, post, running, user
+from test_serve_helpers import data_uri, image_message, loaded, post, running, user  # noqa: F401
 
 from smvl.serve.app import build_app, create_app
 from smvl.serve.settings import Settings
