@@ -16,8 +16,8 @@ def api_key(flag: str | None, environ=os.environ) -> str | None:
 
     key = flag if flag is not None else environ.get(KEY_VARIABLE)
     if key is not None and not key.strip():
-        source = "--api-key" if flag is not None else f"${KEY_VARIABLE}"
-        raise UserError(f"{source} is empty (an unset variable?); give a key, or none for no key")
+        source = "--api-key is empty (an unset variable?)" if flag is not None else f"${KEY_VARIABLE} is empty"
+        raise UserError(f"{source}; give a key, or none for no key")
     return key
 
 
