@@ -1,15 +1,26 @@
-"""Helpers for the server tests (no tests here): the API in-process on a free loopback port, images as data URIs."""
+"""Helpers for the server tests (no tests here): the API in-process on a free loopback port, images as data URIs,
+requests. Test modules import the `loaded` fixture from here."""
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import socket
 import threading
 import time
 from contextlib import contextmanager
 
+import httpx
+import pytest
 from PIL import Image
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model):
+    from smvl.infer.generate import load
+
+    return load(tiny_model, "fp32", "cpu")
 
 
 def data_uri(size=(96, 96), colour=(220, 30, 30), fmt="PNG") -> str:
@@ -42,3 +53,20 @@ def running(app):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def user(text="图中有几个物体？", image=True):
+    content = ([{"type": "image_url", "image_url": {"url": data_uri()}}] if image else []) + [
+        {"type": "text", "text": text}]
+    return [{"role": "user", "content": content}]
+
+
+def image_message(url: str, n: int = 1):
+    return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}] * n
+             + [{"type": "text", "text": "这是什么？"}]}]
+
+
+def post(url: str, body, timeout: float = 60, **kwargs) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body)
+    return httpx.post(url + "/v1/chat/completions", content=content, headers={"Content-Type": "application/json"},
+                      timeout=timeout, **kwargs)

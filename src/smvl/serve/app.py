@@ -1,15 +1,15 @@
 """The OpenAI-compatible API and the web page, on FastAPI.
 
 Requests are parsed and their images decoded off the event loop; generation runs on the Worker's one thread.
-A request takes a queue slot before its body is read, so at most `queue_depth` bodies and generations are in
-memory at once; one more gets 503 at once instead of waiting in an unbounded queue.
+A request's body is received first (within a deadline and a byte budget shared by all bodies, see bodies.py),
+then it takes a queue slot, so at most `queue_depth` parsed requests and generations are in memory at once;
+one more gets 503 at once instead of waiting in an unbounded queue.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
+import threading
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -17,10 +17,13 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
+from smvl.serve.bodies import Bodies, busy, parse_json
 from smvl.serve.errors import APIError, install_handlers
+from smvl.serve.guard import check_host, check_json, check_key
 from smvl.serve.requests import parse_chat_request
 from smvl.serve.responses import chunk, completion, event, finish_reason, new_id, usage
 from smvl.serve.settings import Settings
+from smvl.serve.thinking import ThinkingSplitter, split
 from smvl.serve.worker import Worker
 
 PAGE = Path(__file__).with_name("page.html")
@@ -36,33 +39,15 @@ def create_app(model_dir, settings: Settings | None = None) -> FastAPI:
     return build_app(model, processor, replace(settings, model_name=name))
 
 
-async def read_body(request: Request, settings: Settings) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > settings.body_limit:
-        raise APIError(413, f"the request body is over {settings.body_limit} bytes", code="request_too_large")
-    body = bytearray()
-
-    async def receive() -> None:
-        async for piece in request.stream():
-            body.extend(piece)
-            if len(body) > settings.body_limit:
-                raise APIError(413, f"the request body is over {settings.body_limit} bytes",
-                               code="request_too_large")
-
-    try:
-        await asyncio.wait_for(receive(), settings.body_timeout_s)
-    except TimeoutError:
-        raise APIError(408, f"the request body did not arrive within {settings.body_timeout_s:g} s",
-                       code="request_timeout") from None
-    return bytes(body)
+def parse_body(raw: bytearray, settings: Settings, model_name: str):
+    return parse_chat_request(parse_json(raw, settings), settings, model_name)
 
 
-def parse_body(raw: bytes, settings: Settings, model_name: str):
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise APIError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
-    return parse_chat_request(body, settings, model_name)
+async def cancel_when_gone(request: Request, cancel: threading.Event) -> None:
+    """Sets `cancel` when the client disconnects; the body must have been read already."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    cancel.set()
 
 
 def build_app(model, processor, settings: Settings) -> FastAPI:
@@ -76,21 +61,23 @@ def build_app(model, processor, settings: Settings) -> FastAPI:
         yield
         worker.close()
 
-    app = FastAPI(title="smvl", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    bodies = Bodies(settings)
+
+    async def host(request: Request) -> None:
+        check_host(request, settings)
+
+    async def authenticate(request: Request) -> None:
+        check_key(request, settings)
+
+    app = FastAPI(title="smvl", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan,
+                  dependencies=[Depends(host)])
     app.state.worker = worker
     install_handlers(app)
 
-    async def authenticate(request: Request) -> None:
-        if settings.api_key is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {settings.api_key}".encode()):
-            raise APIError(401, "missing or wrong API key (Authorization: Bearer KEY)", code="invalid_api_key",
-                           kind="authentication_error")
-
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": name, "busy": worker.busy, "queue_depth": settings.queue_depth}
+        status = {"status": "ok", "busy": worker.busy, "queue_depth": settings.queue_depth}
+        return status if settings.api_key is not None else {**status, "model": name}  # the key guards the id
 
     @app.get("/", response_class=HTMLResponse)
     async def web_page():
@@ -102,18 +89,30 @@ def build_app(model, processor, settings: Settings) -> FastAPI:
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authenticate)])
     async def chat_completions(request: Request):
-        if not worker.try_acquire():
-            raise APIError(503, f"the server is busy ({settings.queue_depth} requests queued); retry later",
-                           code="server_busy", kind="server_error")
+        check_json(request)
+        raw = await bodies.read(request)
+        try:
+            if not worker.try_acquire():
+                raise busy(settings)
+            try:
+                req = await asyncio.to_thread(parse_body, raw, settings, name)
+            except BaseException:
+                worker.release()
+                raise
+        finally:
+            bodies.done(raw)
         handed_over = False
         try:
-            raw = await read_body(request, settings)
-            req = await asyncio.to_thread(parse_body, raw, settings, name)
-            del raw
             rid, created = new_id()
             if not req.stream:
-                generation, text = await worker.complete(req)
-                return completion(rid, created, name, text, generation)
+                cancel = threading.Event()
+                watch = asyncio.create_task(cancel_when_gone(request, cancel))
+                try:
+                    generation, text = await worker.complete(req, cancel)
+                finally:
+                    watch.cancel()
+                reasoning, text = split(text) if req.thinking else (None, text)
+                return completion(rid, created, name, text, generation, reasoning)
             generation, pieces = await worker.start_stream(req)
             handed_over = True  # the worker releases the slot when generation ends
         finally:
@@ -121,14 +120,18 @@ def build_app(model, processor, settings: Settings) -> FastAPI:
                 worker.release()
 
         async def events():
+            splitter = ThinkingSplitter() if req.thinking else None
             try:
                 yield chunk(rid, created, name, {"role": "assistant", "content": ""})
                 while (piece := await pieces.get()) is not None:
                     if isinstance(piece, APIError):
                         yield event(piece.body())
                         break
-                    yield chunk(rid, created, name, {"content": piece})
+                    for field, text in splitter.feed(piece) if splitter else [("content", piece)]:
+                        yield chunk(rid, created, name, {field: text})
                 else:
+                    for field, text in splitter.flush() if splitter else []:
+                        yield chunk(rid, created, name, {field: text})
                     yield chunk(rid, created, name, {}, finish_reason(generation))
                     if req.include_usage:
                         yield chunk(rid, created, name, None, usage_=usage(generation))

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+KEY_VARIABLE = "SMVL_API_KEY"
+
+
+def api_key(flag: str | None, environ=os.environ) -> str | None:
+    """--api-key, else $SMVL_API_KEY (not shown by `ps`); an empty key is refused, as `--api-key "$KEY"` with KEY
+    unset would otherwise lock every client out."""
+    from smvl.errors import UserError
+
+    key = flag if flag is not None else environ.get(KEY_VARIABLE)
+    if key is not None and not key.strip():
+        source = "--api-key is empty (an unset variable?)" if flag is not None else f"${KEY_VARIABLE} is empty"
+        raise UserError(f"{source}; give a key, or none for no key")
+    return key
 
 
 def cmd_serve(args) -> int:
@@ -17,11 +31,12 @@ def cmd_serve(args) -> int:
     for flag in ("queue_depth", "max_tokens", "max_prompt_tokens", "max_images", "max_image_mb", "port"):
         if getattr(args, flag) <= 0:
             raise UserError(f"--{flag.replace('_', '-')} must be positive")
-    settings = Settings(model_name=args.name, api_key=args.api_key, dtype=args.dtype, device=args.device,
+    key = api_key(args.api_key)
+    settings = Settings(model_name=args.name, api_key=key, dtype=args.dtype, device=args.device,
                         queue_depth=args.queue_depth, max_tokens=args.max_tokens, max_images=args.max_images,
                         max_image_bytes=int(args.max_image_mb * MiB), max_prompt_tokens=args.max_prompt_tokens,
                         allow_local_files=args.allow_local_files, allow_remote_images=args.allow_remote_images)
-    if args.host not in LOOPBACK and not args.api_key:
+    if args.host not in LOOPBACK and not key:
         print(f"smvl serve: warning: listening on {args.host} without --api-key: anyone who can reach this port "
               "can use the model", file=sys.stderr)
     app = create_app(args.model, settings)
@@ -38,7 +53,9 @@ def register(sub) -> None:
     add_model_args(p)
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--api-key", help="require `Authorization: Bearer KEY` on /v1/*")
+    p.add_argument("--api-key", help=f"require `Authorization: Bearer KEY` on /v1/* (default: ${KEY_VARIABLE}, "
+                                     "which `ps` does not show); without a key, only localhost and IP-address "
+                                     "Host headers are answered")
     p.add_argument("--name", help="model id reported by /v1/models (default: the folder name)")
     p.add_argument("--queue-depth", type=int, default=16, help="requests generating or waiting before 503")
     p.add_argument("--max-tokens", type=int, default=1024, help="largest max_tokens a request may ask for")

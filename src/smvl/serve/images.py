@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import urllib.error
-import urllib.request
+import os
+import stat
 from pathlib import Path
 
 from PIL import Image
@@ -13,6 +13,7 @@ from PIL import Image
 from smvl.data.images import load_image
 from smvl.data.sample import BadSample
 from smvl.serve.errors import APIError
+from smvl.serve.remote import fetch_remote
 from smvl.serve.settings import Settings
 
 
@@ -37,14 +38,20 @@ def _remote(url: str, settings: Settings) -> bytes:
     if not settings.allow_remote_images:
         raise APIError(400, "remote image URLs are disabled on this server (--allow-remote-images); send a data: URI",
                        "messages", "remote_images_disabled")
-    try:
-        # Only reached with --allow-remote-images: the operator chose to let clients make the server fetch URLs.
-        with urllib.request.urlopen(url, timeout=settings.remote_timeout_s) as response:
-            if not response.geturl().startswith(("http://", "https://")):
-                raise APIError(400, "image URLs may only redirect to http(s)", "messages", "invalid_image")
-            return response.read(settings.max_image_bytes + 1)
-    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
-        raise APIError(400, f"could not fetch the image: {exc}", "messages", "invalid_image") from None
+    return fetch_remote(url, settings)
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """At most `limit` + 1 bytes of a regular file; OSError for anything else.
+
+    O_NONBLOCK keeps opening a FIFO from waiting for a writer; devices such as /dev/zero report size 0 and
+    never end, so only regular files are read, and never past the limit.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError("not a regular file")
+        return file.read(limit + 1)
 
 
 def _local(url: str, settings: Settings) -> bytes:
@@ -55,12 +62,9 @@ def _local(url: str, settings: Settings) -> bytes:
     if not path.is_absolute():
         raise APIError(400, "local image paths must be absolute", "messages", "invalid_image")
     try:
-        if path.stat().st_size > settings.max_image_bytes:
-            raise too_large(settings)
-        return path.read_bytes()
-    except OSError as exc:
-        raise APIError(400, f"cannot read image file {path}: {exc.strerror or exc}", "messages",
-                       "invalid_image") from None
+        return _read_regular(path, settings.max_image_bytes)
+    except (OSError, ValueError):  # one text whatever the reason, so answers do not tell which paths exist
+        raise APIError(400, "cannot read this local image file", "messages", "invalid_image") from None
 
 
 def fetch_image(url: str, settings: Settings) -> Image.Image:
@@ -78,4 +82,6 @@ def fetch_image(url: str, settings: Settings) -> Image.Image:
         if exc.reason == "image too large":
             raise APIError(413, f"an image is over {settings.max_pixels} pixels: {exc.detail}", "messages",
                            "image_too_large") from None
-        raise APIError(400, f"unusable image: {exc}", "messages", "invalid_image") from None
+        # The reason is not echoed: PIL's texts name internals (`<_io.BytesIO object at 0x...>`).
+        raise APIError(400, "unusable image: not a supported image format, or damaged", "messages",
+                       "invalid_image") from None

@@ -9,6 +9,9 @@ from smvl.serve.images import fetch_image
 from smvl.serve.settings import Settings
 
 ROLES = ("system", "user", "assistant", "tool")
+# Message fields besides content that chat templates render (tool calls, earlier thinking, tool names and ids).
+EXTRA_FIELDS = ("tool_calls", "reasoning_content", "name", "tool_call_id")
+MAX_DEPTH = 32  # of a message field: deeper trees cost the template's recursion, and no real tool call needs it
 
 
 @dataclass
@@ -47,6 +50,27 @@ def _part(part, settings: Settings, images: list) -> dict:
     raise APIError(400, f"unsupported content part type {part['type']!r}", "messages")
 
 
+def rendered_size(value) -> int:
+    """About the characters a template writes for `value` (its JSON length): counted like content, because it
+    is tokenized like content. Iterative, so any nesting the JSON parser allowed is measured without recursion."""
+    total, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise APIError(400, f"message fields may be nested at most {MAX_DEPTH} levels", "messages")
+        if isinstance(item, dict):
+            total += 2 + 4 * len(item)
+            stack.extend((x, depth + 1) for pair in item.items() for x in pair)
+        elif isinstance(item, list):
+            total += 2 + 2 * len(item)
+            stack.extend((x, depth + 1) for x in item)
+        elif isinstance(item, str):
+            total += len(item)
+        else:
+            total += 8
+    return total
+
+
 def _messages(raw, settings: Settings) -> tuple[list[dict], list]:
     if not isinstance(raw, list) or not raw:
         raise APIError(400, "`messages` must be a non-empty list", "messages")
@@ -69,10 +93,11 @@ def _messages(raw, settings: Settings) -> tuple[list[dict], list]:
             chars += len(content)
         else:
             raise APIError(400, "message content must be a string or a list of parts", "messages")
+        kept = {k: v for k, v in m.items() if k in EXTRA_FIELDS}
+        chars += rendered_size(kept)
         if chars > settings.max_prompt_chars:
             raise APIError(400, f"the prompt cannot fit {settings.max_prompt_tokens} tokens", "messages",
                            "context_length_exceeded")
-        kept = {k: v for k, v in m.items() if k in ("tool_calls", "reasoning_content", "name", "tool_call_id")}
         messages.append({"role": m["role"], **kept, "content": content})
     return messages, images
 

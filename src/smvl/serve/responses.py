@@ -23,10 +23,14 @@ def usage(generation: Generation) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def completion(rid: str, created: int, model: str, text: str, generation: Generation) -> dict:
+def completion(rid: str, created: int, model: str, text: str, generation: Generation,
+               reasoning: str | None = None) -> dict:
+    message = {"role": "assistant", "content": text}
+    if reasoning is not None:  # asked for thinking: the field is there, empty when the model did not think
+        message["reasoning_content"] = reasoning
     return {
         "id": rid, "object": "chat.completion", "created": created, "model": model, "system_fingerprint": None,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+        "choices": [{"index": 0, "message": message, "logprobs": None,
                      "finish_reason": finish_reason(generation)}],
         "usage": usage(generation),
     }

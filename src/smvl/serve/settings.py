@@ -17,7 +17,8 @@ class Settings:
     dtype: str = "auto"
     device: str = "auto"
     queue_depth: int = 16  # requests generating or waiting (one generates at a time); one more gets 503
-    max_body_bytes: int | None = None  # the whole request body; default: max_images base64 images + 1 MiB
+    max_body_bytes: int | None = None  # the whole request body; default: max_images base64 images + max_text_bytes
+    max_text_bytes: int = MiB  # the body without its images' data: strings (parsed JSON costs up to ~25x this)
     max_image_bytes: int = 10 * MiB  # one image's encoded bytes (decoded base64, file or download)
     max_pixels: int = 16_000_000  # width x height of one image, read from its header before decoding
     max_images: int = 4  # per request
@@ -26,14 +27,18 @@ class Settings:
     max_prompt_tokens: int = 8192  # the prompt after image expansion
     allow_local_files: bool = False  # image_url may be a local path (absolute or file://)
     allow_remote_images: bool = False  # image_url may be http(s), fetched with the same byte cap
-    remote_timeout_s: float = 10.0  # per remote image
+    remote_timeout_s: float = 10.0  # per remote image, from resolving its name to its last byte
     body_timeout_s: float = 30.0  # to receive the request body, so slow senders cannot hold a queue slot
+
+    def __post_init__(self):
+        if self.api_key is not None and not self.api_key.strip():
+            raise ValueError("an empty api_key would lock every client out; use None for no key")
 
     @property
     def body_limit(self) -> int:
         if self.max_body_bytes is not None:
             return self.max_body_bytes
-        return self.max_images * (self.max_image_bytes * 4 // 3 + 4) + MiB
+        return self.max_images * (self.max_image_bytes * 4 // 3 + 4) + self.max_text_bytes
 
     @property
     def max_prompt_chars(self) -> int:

@@ -6,6 +6,8 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from jinja2 import TemplateError
+
 from smvl.infer.generate import Generation, inputs_for
 from smvl.serve.errors import APIError
 from smvl.serve.requests import ChatRequest
@@ -36,8 +38,12 @@ class Worker:
     def _prepare(self, req: ChatRequest, cancel: threading.Event) -> Generation:
         try:
             inputs = inputs_for(self.model, self.processor, [req.messages], [req.images], req.thinking)
-        except (ValueError, TypeError, IndexError) as exc:  # the template or processor refused this input
-            raise APIError(400, f"cannot build a prompt from these messages: {exc}", "messages") from exc
+        except TemplateError as exc:
+            # A template's own raise_exception() speaks to the client; jinja's subclasses name internals.
+            said = f": {exc}" if type(exc) is TemplateError else ""
+            raise APIError(400, f"the chat template refused these messages{said}", "messages") from exc
+        except (ValueError, TypeError, IndexError) as exc:  # the processor refused this input
+            raise APIError(400, "cannot build a prompt from these messages", "messages") from exc
         prompt_tokens = int(inputs["input_ids"].shape[1])
         if prompt_tokens > self.settings.max_prompt_tokens:
             raise APIError(400, f"the prompt is {prompt_tokens} tokens, over the {self.settings.max_prompt_tokens} "
@@ -51,9 +57,8 @@ class Worker:
         except Exception as exc:  # a 500 in OpenAI's shape rather than a traceback to the client
             raise APIError(500, f"generation failed: {type(exc).__name__}", code="generation_failed") from exc
 
-    async def complete(self, req: ChatRequest) -> tuple[Generation, str]:
-        """The whole answer; the caller's slot is its own to release."""
-        cancel = threading.Event()
+    async def complete(self, req: ChatRequest, cancel: threading.Event) -> tuple[Generation, str]:
+        """The whole answer, or what there was when `cancel` was set; the caller's slot is its own to release."""
         self.active.add(cancel)
         try:
             return await asyncio.get_running_loop().run_in_executor(self.executor, self._complete, req, cancel)
