@@ -100,3 +100,21 @@ def write_text_only(path: Path, n: int = 60) -> Path:
                            {"role": "assistant", "content": f"{i}是一个整数。"}]} for i in range(n)]
     path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n", encoding="utf-8")
     return path
+
+
+def write_eval_file(folder: Path) -> Path:
+    """Two held-out questions in our JSONL format (one and two images), for evaluation during training: each
+    image costs 13-17 tiles at real width, so the rehearsal evaluates few samples."""
+    rng = random.Random(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("a.jpg", "b.jpg"):
+        (folder / name).write_bytes(picture(rng, (640, 480)))
+    records = [{"id": "one", "images": ["a.jpg"], "messages": [
+                   {"role": "user", "content": "<image>How many circles are there?"},
+                   {"role": "assistant", "content": "6"}]},
+               {"id": "two", "images": ["a.jpg", "b.jpg"], "messages": [
+                   {"role": "user", "content": "<image><image>Are these the same picture?"},
+                   {"role": "assistant", "content": "no"}]}]
+    path = folder / "eval.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    return path

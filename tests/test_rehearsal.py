@@ -20,13 +20,13 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from cauldron_folder import CORRUPT, SIZES, write_cauldron, write_text_only
+from cauldron_folder import CORRUPT, SIZES, write_cauldron, write_eval_file, write_text_only
 from conftest import build_real_fake
 
 REPO = Path(__file__).resolve().parents[1]
-CHANGED = {"model.vision", "model.text", "data.train", "data.text_only", "data.text_only_ratio", "data.num_workers",
-           "data.holdout", "data.shuffle_buffer", "steps", "stages.steps", "grad_accum", "eval_every", "save_every",
-           "final_eval_samples", "output_dir", "report_to"}
+CHANGED = {"model.vision", "model.text", "data.train", "data.eval", "data.text_only", "data.text_only_ratio",
+           "data.num_workers", "data.holdout", "data.shuffle_buffer", "steps", "stages.steps", "grad_accum",
+           "eval_every", "save_every", "final_eval_samples", "output_dir", "report_to"}
 
 pytestmark = pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 
@@ -35,23 +35,26 @@ pytestmark = pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchr
 def rehearsal(assets, tmp_path_factory):
     root = tmp_path_factory.mktemp("rehearsal")
     return SimpleNamespace(root=root, sources=build_real_fake(assets, root / "sources", layers=2),
-                           data=write_cauldron(root / "the_cauldron"), text=write_text_only(root / "text.jsonl"))
+                           data=write_cauldron(root / "the_cauldron"), text=write_text_only(root / "text.jsonl"),
+                           eval=write_eval_file(root / "eval"))
 
 
-def rehearsed_config(name: str, r, out: Path) -> Path:
-    """configs/<name>.yaml with paths, steps and sizes changed for a CPU."""
+def rehearsed_config(name: str, r, out: Path, eval_file: bool = True) -> Path:
+    """configs/<name>.yaml with paths, steps and sizes changed for a CPU. Evaluation during training reads a
+    two-sample file (`eval_file`), since the held-out split of seven subsets costs minutes at every stage's end."""
     cfg = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
     cfg["model"].update(vision=str(r.sources / "vision"), text=str(r.sources / "text"))
     cfg["data"].update(train=str(r.data), text_only=str(r.text), text_only_ratio=0.14, num_workers=2, holdout=1,
                        shuffle_buffer=16)
+    if eval_file:
+        cfg["data"]["eval"] = str(r.eval)
     if "stages" in cfg:
         for stage in cfg["stages"]:
             stage["steps"] = 1
     else:
         cfg["steps"] = 2
     # Every image costs the real processor 13-17 tiles (it scales images to a 2,048 px longest edge), tens of
-    # seconds of CPU per pass at real width: few steps, few evaluation samples. Evaluation during training runs in
-    # full.yaml's 2 steps (eval_every 2), not in staged.yaml's 1-step stages.
+    # seconds of CPU per pass at real width: few steps, few evaluation samples.
     cfg.update(grad_accum=1, eval_every=2, save_every=2, final_eval_samples=2, output_dir=str(out), report_to="none")
     path = out.parent / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -74,16 +77,17 @@ def changed_keys(a: dict, b: dict, prefix: str = "") -> set[str]:
 
 @pytest.mark.parametrize("name", ["full", "staged"])
 def test_rehearsal_changes_only_paths_steps_and_sizes(name, tmp_path):
-    r = SimpleNamespace(sources=tmp_path, data=tmp_path, text=tmp_path)
+    r = SimpleNamespace(sources=tmp_path, data=tmp_path, text=tmp_path, eval=tmp_path)
     shipped = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
     rehearsed = yaml.safe_load(rehearsed_config(name, r, tmp_path / "run").read_text())
     assert changed_keys(shipped, rehearsed) <= CHANGED
 
 
 def load(name: str, r, out: Path):
+    """The rehearsed config with the held-out split of the_cauldron as its eval data, as shipped."""
     from smvl.train.run import load_config
 
-    return load_config(str(rehearsed_config(name, r, out)), [])
+    return load_config(str(rehearsed_config(name, r, out, eval_file=False)), [])
 
 
 def test_first_hundred_training_samples_cover_every_subset_in_proportion(rehearsal, tmp_path):

@@ -36,8 +36,9 @@ class SkipLog:
     def reject(self, sample_id: str, reason: str) -> None:
         """A sample already counted as read (`ok`) is dropped at a later stage (encoding): counted once only."""
         self.by_reason[reason] += 1
-        if len(self.examples[reason]) < self.keep_ids:
-            self.examples[reason].append(str(sample_id))
+        kept = self.examples[reason]
+        if len(kept) < self.keep_ids and str(sample_id) not in kept:  # a stage re-reads its data from the start
+            kept.append(str(sample_id))
         self.check()
 
     def check(self) -> None:
