@@ -1,0 +1,37 @@
+"""The command line of `smvl train`: overrides read as argparse reads them, converted by the field's type only."""
+
+from __future__ import annotations
+
+import pytest
+
+from smvl.config import ConfigError
+from smvl.train.run import load_config
+
+
+@pytest.mark.parametrize("args", [
+    ["--output-dir=runs/my-run", "--lr=1e-4", "--data.max-length=512"],
+    ["--output-dir", "runs/my-run", "--lr", "1e-4", "--data.max_length", "512"],
+    ["--output_dir=runs/my-run", "--lr=0.0001", "--max_length=512"],
+])
+def test_equals_and_space_forms_agree_and_values_keep_their_dashes(args):
+    cfg = load_config(None, args)
+    assert (cfg.output_dir, cfg.lr, cfg.data.max_length) == ("runs/my-run", 1e-4, 512)
+
+
+def test_string_fields_keep_the_text_as_typed():
+    cfg = load_config(None, ["--run_name", "on", "--output_dir", "010", "--data.eval=yes.jsonl", "--bf16", "true"])
+    assert (cfg.run_name, cfg.output_dir, cfg.data.eval, cfg.bf16) == ("on", "010", "yes.jsonl", "true")
+
+
+def test_numbers_booleans_and_nulls_follow_the_field_type():
+    cfg = load_config(None, ["--steps", "010", "--data.packing=off", "--eval_every", "null", "--final_eval",
+                             "--data.holdout", "0.1", "--model.preset=none"])
+    assert cfg.steps == 10 and cfg.data.packing is False and cfg.eval_every is None and cfg.final_eval is True
+    assert cfg.data.holdout == 0.1 and cfg.model.preset is None
+    with pytest.raises(ConfigError, match="steps: expected an integer"):
+        load_config(None, ["--steps=1.5"])
+
+
+def test_stages_are_given_as_yaml():
+    cfg = load_config(None, ["--stages", "[{recipe: connector, steps: 3}, {recipe: lora, lr: 1e-3}]"])
+    assert [(s.recipe, s.steps, s.lr) for s in cfg.stages] == [("connector", 3, 1e-4), ("lora", 200, 1e-3)]
