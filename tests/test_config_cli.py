@@ -35,3 +35,22 @@ def test_numbers_booleans_and_nulls_follow_the_field_type():
 def test_stages_are_given_as_yaml():
     cfg = load_config(None, ["--stages", "[{recipe: connector, steps: 3}, {recipe: lora, lr: 1e-3}]"])
     assert [(s.recipe, s.steps, s.lr) for s in cfg.stages] == [("connector", 3, 1e-4), ("lora", 200, 1e-3)]
+
+
+def test_train_help_lists_every_key_with_type_default_and_comment(capsys):
+    from smvl.cli import main
+    from smvl.config_help import key_rows
+    from smvl.train.config import TrainConfig
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    assert exit_.value.code == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    assert len(key_rows(TrainConfig)) > 50 and {k for k, *_ in key_rows(TrainConfig)} <= set(rows)
+    assert rows["data.max_length"].split()[1:3] == ["int", "1024"]
+    assert rows["eval_every"].split()[1:6] == ["int", "|", "None", "null", "default:"]
+    assert rows["loss_chunk"].endswith("rows of logits at a time in labelled_loss (256 x 151,936 fp32 = 156 MB)")
+    # a comment continued on the next line, and one written above its field
+    assert rows["data.pack_tokens"].endswith("(batch_size then only sizes the shuffle buffer); None: batch_size "
+                                             "samples per step")
+    assert "auto: flash-attention-2 where installed" in rows["model.attn_implementation"]
