@@ -60,3 +60,11 @@ def test_an_unreachable_or_unknown_model_is_one_line(hub, capsys):
     err = capsys.readouterr().err
     assert "runs/final is not a local folder and could not be fetched from the Hugging Face hub: 404 runs/final" \
         in err and err.count("\n") == 1, err
+
+
+def test_training_from_a_hub_model(hub, tiny_model, tmp_path):
+    """model.path (a new run from trained weights) takes a hub id too."""
+    from smvl.train.run import load_config, model_source
+
+    cfg = load_config(None, ["--model.path", "owner/tiny", "--output_dir", str(tmp_path)])
+    assert model_source(cfg, tmp_path, print) == tiny_model and hub == ["owner/tiny"]

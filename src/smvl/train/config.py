@@ -87,6 +87,9 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 42
     output_dir: str = "runs/demo"
+    # a run folder to continue with more steps: its config.yaml is the base (the command line overrides it) and its
+    # last stage goes on from its last complete checkpoint (weights, optimizer, step) to this config's `steps`
+    resume_from: str | None = None
     report_to: str = "none"  # none | tensorboard | swanlab
     run_name: str | None = None
     zero_grad_patience: int = 20  # stop when the gradient norm is 0 this many optimizer steps in a row
