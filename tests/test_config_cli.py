@@ -54,3 +54,13 @@ def test_train_help_lists_every_key_with_type_default_and_comment(capsys):
     assert rows["data.pack_tokens"].endswith("(batch_size then only sizes the shuffle buffer); None: batch_size "
                                              "samples per step")
     assert "auto: flash-attention-2 where installed" in rows["model.attn_implementation"]
+
+
+def test_data_inspect_measures_at_trainings_default_max_length(capsys):
+    from smvl.cli import build_parser, main
+    from smvl.train.config import DataConfig
+
+    assert build_parser().parse_args(["data", "inspect", "synthetic"]).max_length == DataConfig().max_length
+    assert main(["data", "inspect", "synthetic", "--limit", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith(f"at max_length {DataConfig().max_length} ==")
