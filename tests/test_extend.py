@@ -4,6 +4,7 @@ still another run."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -45,6 +46,12 @@ def test_a_finished_run_is_extended_from_its_last_checkpoint(tmp_path, capsys):
             train(load_config(None, ["--resume_from", str(run), *args]))
     with pytest.raises(UserError, match="holds no run"):
         load_config(None, ["--resume_from", str(tmp_path / "elsewhere")])
+
+    for _, checkpoint in checkpoints.checkpoints(run / "stage-1-connector"):  # deleted to save space
+        shutil.rmtree(checkpoint)
+    train(load_config(None, ["--resume_from", str(run)]))  # nothing more to do: no checkpoint needed
+    with pytest.raises(UserError, match="no complete checkpoint to continue from"):
+        train(load_config(None, ["--resume_from", str(run), "--steps", "12"]))
 
 
 def test_only_the_last_stage_of_a_staged_run_may_grow():

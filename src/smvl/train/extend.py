@@ -9,12 +9,14 @@ from a trained model's weights (fresh optimizer and schedule) is `--model.path R
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
 
 from smvl import config as configlib
 from smvl.errors import UserError
+from smvl.splice.model import PROVENANCE
 from smvl.train import checkpoints
 from smvl.train.config import TrainConfig
 
@@ -57,12 +59,18 @@ def trained_steps(stage_dir: Path) -> int:
     return int(last.name.split("-")[1]) if last else 0
 
 
+def final_steps(stage_dir: Path) -> int:
+    """The step count the stage's `final/` was trained to (its provenance), else its last checkpoint's."""
+    provenance = stage_dir / "final" / PROVENANCE
+    stages = json.loads(provenance.read_text()).get("stages") if provenance.is_file() else None
+    return stages[-1]["steps"] if stages else trained_steps(stage_dir)
+
+
 def needs_more(stage_dir: Path, steps: int) -> bool:
     """An extended last stage whose `final/` is complete but shorter than `steps` trains on; with no checkpoint to
     go on from (deleted to save space) it cannot."""
-    done = trained_steps(stage_dir)
-    if done >= steps:
+    if final_steps(stage_dir) >= steps:
         return False
-    if done == 0:
+    if trained_steps(stage_dir) == 0:
         raise UserError(f"resume_from: {stage_dir} has no complete checkpoint to continue from")
     return True
