@@ -27,6 +27,8 @@ def test_two_processes_match_one(tmp_path):
                           *COMMON, "--batch_size", "2", "--output_dir", str(tmp_path / "two")],
                          env=env, capture_output=True, text=True)
     assert two.returncode == 0, two.stderr[-3000:]
+    for line in ("stage stage-1-full: recipe full", "trainable params:", "no samples skipped", "final model:"):
+        assert two.stdout.count(line) == 1, (line, two.stdout)  # rank 0 speaks for the run
     a = load_file(tmp_path / "one" / "final" / "model.safetensors")
     b = load_file(tmp_path / "two" / "final" / "model.safetensors")
     start = load_file(tmp_path / "one" / "spliced" / "model.safetensors")

@@ -128,7 +128,7 @@ def test_training_end_of_run_eval_takes_mixed_image_counts(tiny_model, tmp_path)
     (["--metric", "bleu"], "unknown metric 'bleu'; choose one of exact, vqa, anls, relaxed, choice"),
     (["--data", "imagenet"], "unknown data source 'imagenet'"),
     (["--data", "nowhere/data.jsonl"], "nowhere/data.jsonl does not exist"),
-    (["NO_SUCH_MODEL"], "model folder NO_SUCH_MODEL does not exist"),  # the second model: the first is not run
+    (["NO_SUCH_MODEL"], "NO_SUCH_MODEL is neither an existing folder nor a hub id"),  # the second model: the first is not run
 ])
 def test_user_errors_are_one_line_before_any_model_is_loaded(args, message, tiny_model, tmp_path, capsys,
                                                              monkeypatch):

@@ -80,7 +80,7 @@ def test_staged_run_chains_stages_and_lora_merges(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--no_such_key", "1"], "unknown config key"),
     (["--steps", "many"], "steps: expected an integer"),
-    (["--data.labels", "[1]"], "labels: expected a string"),
+    (["--data.packing", "maybe"], "packing: expected true/false"),
 ])
 def test_bad_config_values_name_the_key(args, message):
     with pytest.raises(ConfigError, match=message):

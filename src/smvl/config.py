@@ -1,7 +1,9 @@
 """Typed configuration: dataclasses, loaded from YAML, overridden from the command line with `--key value`.
 
 Nested sections are addressed with dots (`--train.lr 5e-5`); a key that is unique across sections may be given
-bare (`--lr 5e-5`). Unknown keys and values of the wrong type are errors that name the key.
+bare (`--lr 5e-5`). `--key=value` and `--key value` are read as argparse reads them, dashes in the key only.
+Command-line values stay text until the field's type converts them: a string field keeps `on` or `010` as typed
+(YAML would turn them into True and 8). Unknown keys and values of the wrong type are errors that name the key.
 """
 
 from __future__ import annotations
@@ -18,11 +20,22 @@ class ConfigError(ValueError):
     pass
 
 
+# How a command line sets an optional field to None.
+NULLS = ("null", "none", "~")
+
+
+def _structured(annotation) -> bool:
+    """Fields whose command-line value is written as YAML (`--stages '[{recipe: lora}]'`): no other text form."""
+    args = typing.get_args(annotation)
+    return (dataclasses.is_dataclass(annotation) or typing.get_origin(annotation) is dict
+            or (typing.get_origin(annotation) in (list, tuple) and bool(args) and dataclasses.is_dataclass(args[0])))
+
+
 def _convert(value, annotation, key: str):
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in NULLS)):
             return None
         errors = []
         for arg in (a for a in args if a is not type(None)):
@@ -31,6 +44,11 @@ def _convert(value, annotation, key: str):
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0])
+    if isinstance(value, str) and _structured(annotation):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{key}: not valid YAML: {value!r}") from exc
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
@@ -102,7 +120,7 @@ def parse_overrides(cls, args: list[str]) -> dict:
         arg = args[i]
         if not arg.startswith("--"):
             raise ConfigError(f"unexpected argument {arg!r}; overrides look like --key value")
-        key = arg[2:].replace("-", "_")
+        key = arg[2:]
         if "=" in key:
             key, value = key.split("=", 1)
             i += 1
@@ -111,6 +129,7 @@ def parse_overrides(cls, args: list[str]) -> dict:
             i += 2
         else:
             value, i = "true", i + 1
+        key = key.replace("-", "_")
         if key not in leaves:
             candidates = by_name.get(key, [])
             if len(candidates) != 1:
@@ -121,7 +140,7 @@ def parse_overrides(cls, args: list[str]) -> dict:
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value) if value not in ("",) else value
+        node[leaf] = value  # text: from_dict converts it by the field's type
     return out
 
 

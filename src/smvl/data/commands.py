@@ -36,7 +36,7 @@ def cmd_inspect(args) -> int:
     from smvl.data.inspect import bench, inspect
 
     processor, what = processor_for(args)
-    print(f"== figures for the {what} ==")
+    print(f"== figures for the {what}" + ("" if args.bench else f", at max_length {args.max_length}") + " ==")
     options = {"subsets": args.subsets, "weights": args.weights, "holdout": 0}
     if args.bench:
         for workers in sorted({0, args.workers}):
@@ -46,9 +46,12 @@ def cmd_inspect(args) -> int:
     return 0
 
 
-def register(sub) -> None:
-    from smvl.data.collate import CollateOptions
+# Training's default (data.max_length), so that inspecting without options shows what `smvl train` would do; the
+# data layer cannot import train's config, so a test keeps the two equal.
+TRAIN_MAX_LENGTH = 1024
 
+
+def register(sub) -> None:
     data = sub.add_parser("data", help="look at data sources").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("inspect", help="counts, token lengths, truncation at --max-length, one rendered sample")
     p.add_argument("source", help="synthetic | file.jsonl | file.json | cauldron folder | cauldron:<subsets>")
@@ -57,8 +60,9 @@ def register(sub) -> None:
                                     "pair the shipped configs train, smolvlm2-256m+qwen3-0.6b)")
     p.add_argument("--vision", help="with --text: the processor a splice of these sources would get")
     p.add_argument("--text")
-    p.add_argument("--max-length", type=int, default=CollateOptions.max_length,
-                   help="as training's data.max_length (default %(default)s)")
+    p.add_argument("--max-length", type=int, default=TRAIN_MAX_LENGTH,
+                   help="as training's data.max_length, and the same default (%(default)s; the shipped real-pair "
+                        "configs use 2048)")
     p.add_argument("--limit", type=int, default=200, help="samples to read")
     p.add_argument("--subsets", default="all")
     p.add_argument("--weights", default=None)

@@ -8,15 +8,13 @@ from pathlib import Path
 from smvl.errors import UserError
 
 
-def check_arguments(args) -> None:
-    """What a user can get wrong, found before any model is loaded or any data read."""
+def check_arguments(args) -> list[Path]:
+    """What a user can get wrong, found before any model is loaded or any data read; the models' local folders
+    (hub ids fetched)."""
     from smvl.eval.metrics import metric_for
+    from smvl.splice.sources import model_folder
 
-    for model in args.models:
-        if not Path(model).exists():
-            raise UserError(f"model folder {model} does not exist")
-        if not (Path(model) / "config.json").is_file():
-            raise UserError(f"{model} is not a model folder (no config.json)")
+    folders = [model_folder(model) for model in args.models]
     if args.metric is not None:
         try:
             metric_for("", args.metric)
@@ -24,6 +22,7 @@ def check_arguments(args) -> None:
             raise UserError(str(exc)) from None
     if args.batch_size < 1 or args.max_images < 1:
         raise UserError("--batch-size and --max-images must be at least 1")
+    return folders
 
 
 def cmd_eval(args) -> int:
@@ -34,7 +33,7 @@ def cmd_eval(args) -> int:
     from smvl.eval.image_use import under_policy
     from smvl.eval.report import write_report
 
-    check_arguments(args)
+    folders = check_arguments(args)
     skips = SkipLog()
     split, holdout = ("train", 0) if args.split == "all" else (args.split, args.holdout)
     try:
@@ -48,8 +47,8 @@ def cmd_eval(args) -> int:
         raise UserError(f"{args.data} gave no samples with images for split {args.split}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    models = [score_model(Path(m), samples, out, options, args.data, args.seed, args.metric, args.batch_size,
-                          not args.no_retention, args.force) for m in args.models]
+    models = [score_model(m, samples, out, options, args.data, args.seed, args.metric, args.batch_size,
+                          not args.no_retention, args.force) for m in folders]
     (out / "results.json").write_text(json.dumps({"data": args.data, "split": args.split, "models": models},
                                                  indent=2, ensure_ascii=False))
     report = write_report(models, out, Path(args.run) if args.run else None)
@@ -60,7 +59,7 @@ def cmd_eval(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate one or more models side by side")
-    p.add_argument("models", nargs="+", help="model folder(s)")
+    p.add_argument("models", nargs="+", help="model folder(s) or hub id(s)")
     p.add_argument("--data", default="synthetic", help="any data source (synthetic, file, cauldron folder, ...)")
     p.add_argument("--split", default="test", choices=["test", "train", "all"],
                    help="test: the held-out part (synthetic: its test split); all: every sample")

@@ -17,7 +17,7 @@ def device_arg(value: str) -> str:
 
 def add_model_args(p) -> None:
     """Model folder, dtype and device: the same three for every command that loads a model for generation."""
-    p.add_argument("model", help="model folder (a stock SmolVLM checkpoint)")
+    p.add_argument("model", help="model folder or hub id (a stock SmolVLM checkpoint)")
     p.add_argument("--dtype", default="auto", choices=DTYPES, help="auto: bf16 on GPUs that support it, else fp32")
     p.add_argument("--device", default="auto", type=device_arg, help="auto, cpu, cuda or cuda:N (default: auto)")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 from PIL import Image
@@ -30,11 +29,12 @@ def pick_dtype(dtype: str, device: str) -> torch.dtype:
 
 
 def load(model_dir, dtype: str = "auto", device: str = "auto"):
-    """A model folder -> (model in eval mode on the device, processor), with stock transformers classes."""
+    """A model folder or hub id -> (model in eval mode on the device, processor), with stock transformers classes."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    if not (Path(model_dir) / "config.json").is_file():
-        raise UserError(f"{model_dir} is not a model folder (no config.json)")
+    from smvl.splice.sources import model_folder
+
+    model_dir = model_folder(model_dir)
     device = pick_device(device)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=pick_dtype(dtype, device)).to(device).eval()
     return model, AutoProcessor.from_pretrained(model_dir)

@@ -24,8 +24,9 @@ def cmd_splice(args) -> int:
 
 def cmd_check(args) -> int:
     from smvl.splice.check import run_checks
+    from smvl.splice.sources import model_folder
 
-    results, counts = run_checks(args.model, text_source=args.text_source)
+    results, counts = run_checks(model_folder(args.model), text_source=args.text_source)
     for r in results:
         print(r.line())
     if counts:
@@ -50,7 +51,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the connector's initialisation")
     p.set_defaults(func=cmd_splice)
 
-    p = sub.add_parser("check", help="verify a spliced or trained model folder")
-    p.add_argument("model")
+    p = sub.add_parser("check", help="verify a spliced or trained model (folder or hub id)")
+    p.add_argument("model", help="model folder or hub id")
     p.add_argument("--text-source", help="the source LLM to compare text-only logits with (default: from smvl.json)")
     p.set_defaults(func=cmd_check)

@@ -33,7 +33,17 @@ def resolve(src: str | Path, patterns: list[str] = HUB_PATTERNS) -> Path:
     try:
         return Path(snapshot_download(text, allow_patterns=patterns))
     except Exception as exc:  # network, auth, missing repo: all end the same way for the user
-        raise SourceError(f"could not fetch {src} from the Hugging Face hub: {exc}") from exc
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # the hub's messages run to paragraphs
+        raise SourceError(f"{src} is not a local folder and could not be fetched from the Hugging Face hub: "
+                          f"{reason}") from exc
+
+
+def model_folder(src: str | Path) -> Path:
+    """What every command that loads a model takes: a local model folder or a hub id, as a local folder."""
+    folder = resolve(src)
+    if not (folder / "config.json").is_file():
+        raise SourceError(f"{src} is not a model folder (no config.json)")
+    return folder
 
 
 def read_json(folder: Path, name: str) -> dict:

@@ -14,11 +14,20 @@ def cmd_train(args) -> int:
 
 
 def register(sub) -> None:
+    import argparse
+
+    from smvl.config_help import keys_table
+    from smvl.train.config import TrainConfig
+
     p = sub.add_parser(
         "train",
         help="train a spliced model: smvl train [CONFIG.yaml] [--key value ...] (no arguments: the offline demo)",
-        description="Train with a YAML config and/or --key value overrides (dotted keys for sections, e.g. "
-        "--data.train synthetic --recipe lora --output-dir runs/x). With no arguments: the offline demo.",
+        usage="smvl train [CONFIG.yaml] [--key value | --key=value ...]",
+        description="Train with a YAML config and/or overrides (dotted keys for sections, e.g.\n"
+        "--data.train synthetic --recipe lora --output-dir runs/x). With no arguments: the offline demo.\n"
+        "Defaults < CONFIG.yaml < the command line. Optional keys take null (or none) for None.",
+        epilog=keys_table(TrainConfig),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     # The optional CONFIG.yaml is taken from the leftover arguments: argparse would mistake an override's value
     # for it (`smvl train --steps 20`).

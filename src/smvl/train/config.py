@@ -26,7 +26,7 @@ class ModelConfig:
 class DataConfig:
     train: str = "synthetic"  # synthetic | file.jsonl | file.json | cauldron folder | cauldron:<subsets>
     eval: str | None = None  # default: the held-out part of `train`
-    subsets: str = "all"
+    subsets: str = "all"  # the_cauldron: "all" or a comma-separated list
     weights: str | None = None  # mixture weights, e.g. "cocoqa:1,ai2d:0.5"
     holdout: float = 64  # held-out eval samples: a count (>= 1) or a fraction (< 1)
     max_samples: int | None = None
@@ -36,7 +36,7 @@ class DataConfig:
     shuffle_buffer: int = 1000  # samples held for shuffling streamed sources
     synthetic_train: int = 3000
     synthetic_test: int = 200
-    max_length: int = 1024
+    max_length: int = 1024  # tokens per sample; turns then answer text are cut to fit, never an image block
     labels: str = "assistant"  # assistant | all
     padding: str = "longest"  # longest | max_length
     images: str = "first"  # first | all
@@ -66,10 +66,11 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     # One stage from these fields, or several from `stages` (each from the previous stage's weights).
-    recipe: str = "full"
+    recipe: str = "full"  # connector | vision+connector | full | lora
     lr: float = 2e-3
-    steps: int = 2500
-    stages: list[StageConfig] = field(default_factory=list)
+    steps: int = 2500  # optimizer steps
+    stages: list[StageConfig] = field(default_factory=list)  # YAML list of {recipe, lr, steps, lora_r, lora_alpha,
+    # lora_dropout}; on the command line as YAML too: --stages '[{recipe: connector, steps: 100}, ...]'
     batch_size: int = 16  # per device
     grad_accum: int = 1
     weight_decay: float = 0.01
@@ -86,6 +87,9 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 42
     output_dir: str = "runs/demo"
+    # a run folder to continue with more steps: its config.yaml is the base (the command line overrides it) and its
+    # last stage goes on from its last complete checkpoint (weights, optimizer, step) to this config's `steps`
+    resume_from: str | None = None
     report_to: str = "none"  # none | tensorboard | swanlab
     run_name: str | None = None
     zero_grad_patience: int = 20  # stop when the gradient norm is 0 this many optimizer steps in a row

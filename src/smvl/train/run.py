@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -15,7 +16,7 @@ from smvl import config as configlib
 from smvl.data.skips import SkipLog
 from smvl.errors import UserError
 from smvl.splice.model import PROVENANCE
-from smvl.train import checkpoints, tracking
+from smvl.train import checkpoints, extend, tracking
 from smvl.train.config import TrainConfig
 from smvl.splice.presets import PRESETS
 from smvl.train.data import build_streams, collate_options, eval_samples
@@ -24,7 +25,7 @@ from smvl.train.trainer import run_stage
 
 # Keys that may change between a run and its resumption without making it another run.
 VOLATILE = {"output_dir", "report_to", "run_name", "data.num_workers", "final_eval", "final_eval_samples",
-            "sample_questions", "log_every"}
+            "sample_questions", "log_every", "resume_from"}
 
 
 def flat(d: dict, prefix: str = "") -> dict:
@@ -46,6 +47,8 @@ def check_identity(out: Path, cfg: TrainConfig) -> None:
         return
     old, new = flat(yaml.safe_load(saved.read_text()) or {}), flat(configlib.to_dict(cfg))
     changed = sorted(k for k in set(old) | set(new) if k not in VOLATILE and old.get(k) != new.get(k))
+    if changed and cfg.resume_from:
+        changed = sorted(set(changed) - extend.extension_keys(old, new))
     if changed:
         raise UserError(
             f"output folder {out} holds another run (config differs in: {', '.join(changed)}); "
@@ -68,6 +71,7 @@ def validate(cfg: TrainConfig) -> None:
     if preset and not cfg.model.path and preset != "tiny" and preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; known: tiny, {', '.join(PRESETS)}")
     validate_data(cfg)
+    extend.check_target(cfg)
 
 
 def validate_data(cfg: TrainConfig) -> None:
@@ -91,10 +95,12 @@ def validate_data(cfg: TrainConfig) -> None:
 
 def model_source(cfg: TrainConfig, out: Path, log) -> Path:
     if cfg.model.path:
-        path = Path(cfg.model.path)
-        if not (path / "config.json").is_file():
-            raise UserError(f"model.path {path} is not a model folder (no config.json)")
-        return path
+        from smvl.splice.sources import SourceError, model_folder
+
+        try:
+            return model_folder(cfg.model.path)
+        except SourceError as exc:
+            raise UserError(f"model.path: {exc}") from None
     spliced = out / "spliced"
     if (spliced / "config.json").is_file():
         return spliced
@@ -159,7 +165,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     check_identity(out, cfg)
     if is_main():
-        configlib.save(cfg, out / "config.yaml")
+        configlib.save(replace(cfg, resume_from=None), out / "config.yaml")  # the run's config, however started
     set_seed(cfg.seed)
     current = model_source(cfg, out, log)
     processor = AutoProcessor.from_pretrained(current)
@@ -167,9 +173,12 @@ def train(cfg: TrainConfig, log=print) -> Path:
         # Saved with every stage's model, so inference tiles images the way training did.
         processor.image_processor.do_image_splitting = cfg.data.image_splitting
     streams, skips = build_streams(cfg, processor)
-    for i, stage in enumerate(cfg.resolved_stages(), 1):
+    stages = cfg.resolved_stages()
+    for i, stage in enumerate(stages, 1):
         stage_dir = out / f"stage-{i}-{stage.recipe.replace('+', '-')}"
-        if checkpoints.is_complete(stage_dir / "final"):
+        extending = cfg.resume_from and i == len(stages)
+        if checkpoints.is_complete(stage_dir / "final") and not (extending and extend.needs_more(stage_dir,
+                                                                                                  stage.steps)):
             log(f"stage {stage_dir.name} already complete")
         else:
             set_seed(cfg.seed + i)
@@ -195,5 +204,6 @@ def _quiet(*args, **kwargs) -> None:
 
 
 def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
-    return configlib.load(TrainConfig, path, overrides)
+    """Defaults < the run's own config.yaml under --resume_from < CONFIG.yaml < the command line."""
+    return configlib.load(TrainConfig, path, overrides, base=extend.resumed_base(overrides))
 

@@ -19,7 +19,7 @@ from transformers import AutoModelForImageTextToText, Trainer, TrainingArguments
 
 from smvl.data.stream import merge_worker_skips
 from smvl.splice.model import PROVENANCE
-from smvl.train import checkpoints
+from smvl.train import checkpoints, tied
 from smvl.train.config import StageConfig, TrainConfig
 from smvl.train.attention import training_attention
 from smvl.train.guards import GuardCallback, first_image_batch, preflight
@@ -83,6 +83,13 @@ class StreamTrainer(Trainer):
             loss = loss + 0.0 * blank_image_features(model).sum()
             out = (loss, *out[1:]) if return_outputs else loss
         return out if return_outputs else loss
+
+    def _issue_warnings_after_load(self, load_result) -> None:
+        """Without the warning about a tied lm_head "missing" from the checkpoint (train/tied.py)."""
+        missing = tied.truly_missing(self.model, load_result.missing_keys)
+        if len(missing) < len(load_result.missing_keys):
+            self.model.tie_weights()
+        super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
 
     def get_train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_stream, batch_size=None, num_workers=self.num_workers)
