@@ -12,6 +12,7 @@ import yaml
 from transformers import AutoProcessor, set_seed
 
 from smvl import config as configlib
+from smvl import folders
 from smvl.data.skips import SkipLog
 from smvl.errors import UserError
 from smvl.splice.model import PROVENANCE
@@ -127,12 +128,13 @@ def wait_for(path: Path, timeout: float = 3600) -> None:
 
 
 def publish(stage_final: Path, out: Path) -> Path:
+    """Copy the last stage's model to `out/final`; the previous `final/` stays whole until the new one is in."""
     final = out / "final"
     tmp = out / ".final.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(stage_final, tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    folders.fsync_tree(tmp)
+    folders.replace_folder(tmp, final)
     return final
 
 
@@ -169,6 +171,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     streams, skips = build_streams(cfg, processor)
     for i, stage in enumerate(cfg.resolved_stages(), 1):
         stage_dir = out / f"stage-{i}-{stage.recipe.replace('+', '-')}"
+        folders.restore_aside(stage_dir / "final")  # a run killed while replacing it
         if checkpoints.is_complete(stage_dir / "final"):
             log(f"stage {stage_dir.name} already complete")
         else:
