@@ -56,9 +56,17 @@ def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(tmp_path, 
         (new / "trainer_state.json").write_text('{"global_st')
     warnings = []
     assert checkpoints.resume_point(tmp_path, warnings.append) == old
-    assert len(warnings) == 1 and "checkpoint-8 cannot be loaded" in warnings[0] and "checkpoint-4" in warnings[0]
+    assert len(warnings) == 1 and "checkpoint-8 cannot be loaded" in warnings[0]
     assert not new.exists() and (tmp_path / "broken-checkpoint-8").is_dir()
     assert checkpoints.resume_point(tmp_path, warnings.append) == old and len(warnings) == 1
+
+
+def test_only_the_main_process_sets_a_broken_checkpoint_aside(tmp_path):
+    old = fake_checkpoint(tmp_path / "checkpoint-4", 1.0)
+    new = fake_checkpoint(tmp_path / "checkpoint-8", 2.0)
+    (new / "optimizer.pt").write_bytes(b"")
+    assert checkpoints.resume_point(tmp_path, print, main=False) == old and new.is_dir()
+    assert checkpoints.resume_point(tmp_path, print, main=True) == old and not new.exists()
 
 
 def test_final_survives_a_kill_between_its_two_renames(tmp_path, monkeypatch):

@@ -71,6 +71,6 @@ def test_an_unreadable_last_checkpoint_resumes_from_the_one_before(tmp_path):
     lines = []
     train(load_config(None, args), log=lines.append)
     warning = [line for line in lines if "cannot be loaded" in line]
-    assert len(warning) == 1 and "checkpoint-8" in warning[0] and "resuming from checkpoint-4" in warning[0]
+    assert len(warning) == 1 and "checkpoint-8" in warning[0]
     assert any("resuming from" in line and line.endswith("checkpoint-4") for line in lines), lines
     assert checkpoints.is_complete(stage / "checkpoint-8") and (tmp_path / "run" / "final").is_dir()

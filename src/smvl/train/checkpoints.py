@@ -77,20 +77,25 @@ def unreadable(folder: Path) -> str | None:
     return None
 
 
-def resume_point(stage_dir: Path, log) -> Path | None:
-    """The newest complete checkpoint that can be read. One that cannot is renamed `broken-checkpoint-N` (kept for
-    a look, out of the Trainer's way: it would otherwise save into a folder already marked complete) and the one
-    before it is tried, with a one-line warning."""
-    while (best := last_complete(stage_dir)) is not None:
-        reason = unreadable(best)
+def resume_point(stage_dir: Path, log, main: bool = True) -> Path | None:
+    """The newest complete checkpoint that can be read. One that cannot is skipped with a one-line warning and, by
+    the main process only (every rank decides the same from the same files), renamed `broken-checkpoint-N`: kept
+    for a look, out of the Trainer's way (it would otherwise save into a folder already marked complete)."""
+    last_complete(stage_dir)
+    for _, path in reversed(checkpoints(stage_dir)):
+        if not is_complete(path):
+            continue
+        reason = unreadable(path)
         if reason is None:
-            return best
-        broken = best.parent / f"broken-{best.name}"
-        shutil.rmtree(broken, ignore_errors=True)
-        best.rename(broken)
-        before = last_complete(stage_dir)
-        log(f"  warning: {best.name} cannot be loaded ({reason}); moved to {broken.name}, "
-            + (f"resuming from {before.name}" if before else "starting the stage over"))
+            if is_complete(path):
+                return path
+            continue  # set aside by the main process meanwhile
+        if main:
+            broken = path.parent / f"broken-{path.name}"
+            shutil.rmtree(broken, ignore_errors=True)
+            path.rename(broken)
+        log(f"  warning: {path.name} cannot be loaded ({reason}); set aside as broken-{path.name}, trying the "
+            "checkpoint before it")
     return None
 
 

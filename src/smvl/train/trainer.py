@@ -222,7 +222,8 @@ def run_stage(cfg: TrainConfig, stage: StageConfig, source: Path, stage_dir: Pat
     train_stream.keep_text_only = stage.recipe in TEXT_TRAINING
     if cfg.data.text_only and not train_stream.keep_text_only:
         log(f"  text-only samples are left out of this stage: they cannot change a frozen LLM ({stage.recipe})")
-    resume = checkpoints.resume_point(stage_dir, log) if stage_dir.exists() else None
+    main = int(os.environ.get("RANK", "0")) == 0
+    resume = checkpoints.resume_point(stage_dir, log, main) if stage_dir.exists() else None
     trainer = StreamTrainer(
         model=model,
         args=training_args(cfg, stage, stage_dir),
