@@ -5,7 +5,8 @@ turn becomes a message and the images go at the start of the first user turn. Wi
 rows are read lazily (pyarrow batches locally, `datasets` streaming from the hub), so the full 169 GB never has to
 fit in memory; `streaming=False` goes through `datasets`' memory-mapped Arrow cache (converted once). Images are
 decoded here, row by row, never by `datasets` (or later, after training's shuffle buffer, with `lazy`): a bad image
-skips its row, not the subset, and rows of other splits and shards are never decoded. A subset that fails to load is skipped and counted under its name, not fatal.
+skips its row, not the subset, and rows of other splits and shards are never decoded. A subset that fails to load
+is skipped and counted under its name, not fatal.
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ def resume_point(stage_dir: Path, log, main: bool = True) -> Path | None:
     """The newest complete checkpoint that can be read. One that cannot is skipped with a one-line warning and, by
     the main process only (every rank decides the same from the same files), renamed `broken-checkpoint-N`: kept
     for a look, out of the Trainer's way (it would otherwise save into a folder already marked complete)."""
-    last_complete(stage_dir)
+    last_complete(stage_dir)  # for its clean-up of unmarked folders past the newest marked one
     for _, path in reversed(checkpoints(stage_dir)):
         if not is_complete(path):
             continue
