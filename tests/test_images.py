@@ -138,3 +138,39 @@ def test_fuzzed_strings_only_ever_raise_bad_sample(text):
         load_image(text)
     except BadSample:
         pass
+
+
+def test_only_regular_files_are_read(tmp_path, monkeypatch):
+    import os
+
+    import smvl.data.images as images
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(BadSample) as err:
+        load_image("pipe.png", base_dir=tmp_path)  # a plain open() would wait for a writer forever
+    assert err.value.reason == "not a regular file"
+    with pytest.raises(BadSample) as err:
+        load_image({"bytes": None, "path": "/dev/zero"})  # read whole, it would fill memory
+    assert err.value.reason == "not a regular file"
+    (tmp_path / "big.png").write_bytes(png(Image.new("RGB", (64, 64))) + b"\0" * 2000)
+    monkeypatch.setattr(images, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(BadSample) as err:
+        load_image("big.png", base_dir=tmp_path)
+    assert err.value.reason == "image file too large"
+
+
+def test_formats_outside_the_allow_list_are_never_parsed(monkeypatch):
+    from PIL import EpsImagePlugin
+
+    ran = []
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", lambda self: ran.append("EPS"))
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n"
+    with pytest.raises(BadSample) as err:
+        load_image(eps)
+    assert err.value.reason == "unsupported image format" and "EPS" in err.value.detail and not ran
+    ppm = b"P6\n4 4\n255\n" + b"\0" * 48  # a valid image, just not an allowed format
+    with pytest.raises(BadSample, match="PPM"):
+        load_image(ppm)
+    for fmt in ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"):
+        assert load_image(png(Image.new("RGB", (4, 4)), fmt)).size == (4, 4)

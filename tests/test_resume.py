@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,3 +56,21 @@ def test_killed_run_resumes_from_last_complete_checkpoint(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
+def test_an_unreadable_last_checkpoint_resumes_from_the_one_before(tmp_path):
+    from smvl.train.run import load_config, train
+
+    args = [*ARGS, "--steps", "8", "--output_dir", str(tmp_path / "run")]
+    train(load_config(None, args), log=lambda *a: None)
+    stage = tmp_path / "run" / "stage-1-full"
+    shutil.rmtree(stage / "final")  # as if killed after the last checkpoint, before the stage's final model
+    shutil.rmtree(tmp_path / "run" / "final")
+    weights_file = stage / "checkpoint-8" / "model.safetensors"
+    weights_file.write_bytes(weights_file.read_bytes()[:1000])
+    lines = []
+    train(load_config(None, args), log=lines.append)
+    warning = [line for line in lines if "cannot be loaded" in line]
+    assert len(warning) == 1 and "checkpoint-8" in warning[0]
+    assert any("resuming from" in line and line.endswith("checkpoint-4") for line in lines), lines
+    assert checkpoints.is_complete(stage / "checkpoint-8") and (tmp_path / "run" / "final").is_dir()

@@ -4,8 +4,9 @@ Rows are `images` (list of {bytes, path} or PIL images) and `texts` (list of {us
 turn becomes a message and the images go at the start of the first user turn. With `streaming=True` (the default)
 rows are read lazily (pyarrow batches locally, `datasets` streaming from the hub), so the full 169 GB never has to
 fit in memory; `streaming=False` goes through `datasets`' memory-mapped Arrow cache (converted once). Images are
-decoded here, row by row, never by `datasets`: a bad image skips its row, not the subset, and rows of other splits
-and shards are never decoded. A subset that fails to load is skipped and counted under its name, not fatal.
+decoded here, row by row, never by `datasets` (or later, after training's shuffle buffer, with `lazy`): a bad image
+skips its row, not the subset, and rows of other splits and shards are never decoded. A subset that fails to load
+is skipped and counted under its name, not fatal.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from smvl.data.images import load_image
+from smvl.data.lazy import ImageRef, decode
 from smvl.data.mixing import parse_weights, proportional_interleave, weighted_interleave
 from smvl.data.sample import BadSample, Sample
 from smvl.data.skips import SkipLog, TooManySkipped
@@ -22,7 +23,7 @@ from smvl.data.split import Selector
 HUB_ID = "HuggingFaceM4/the_cauldron"
 
 
-def row_to_sample(row: dict, sid: str, subset: str) -> Sample:
+def row_to_sample(row: dict, sid: str, subset: str, lazy: bool = False) -> Sample:
     texts = row.get("texts")
     if not isinstance(texts, list) or not texts:
         raise BadSample("no texts")
@@ -38,8 +39,8 @@ def row_to_sample(row: dict, sid: str, subset: str) -> Sample:
             raise BadSample("empty answer", f"turn {t}")
         parts = ([{"type": "image"}] * len(images) if t == 0 else []) + [{"type": "text", "text": user}]
         messages += [{"role": "user", "content": parts}, {"role": "assistant", "content": answer}]
-    sample = Sample(messages, [load_image(im) for im in images], id=sid, source=subset)
-    return sample.validate()
+    sample = Sample(messages, [ImageRef(im) for im in images], id=sid, source=subset).validate()
+    return sample if lazy else decode(sample)
 
 
 def local_subsets(root: Path) -> list[str]:
@@ -100,7 +101,7 @@ def _hub_rows(subset: str, streaming: bool) -> Iterator[dict]:
     yield from _undecoded(load_dataset(HUB_ID, subset, split="train", streaming=streaming))
 
 
-def _subset_samples(subset: str, rows: Iterator[dict], select, skips: SkipLog) -> Iterator[Sample]:
+def _subset_samples(subset: str, rows: Iterator[dict], select, skips: SkipLog, lazy: bool) -> Iterator[Sample]:
     try:
         for index, row in enumerate(rows):
             if select.exhausted(index):
@@ -109,7 +110,7 @@ def _subset_samples(subset: str, rows: Iterator[dict], select, skips: SkipLog) -
                 continue
             sid = f"{subset}:{index}"
             try:
-                sample = row_to_sample(row, sid, subset)
+                sample = row_to_sample(row, sid, subset, lazy)
             except BadSample as exc:
                 skips.skip(sid, exc.reason)
                 continue
@@ -124,8 +125,9 @@ def _subset_samples(subset: str, rows: Iterator[dict], select, skips: SkipLog) -
 def cauldron_samples(root: str | Path | None, subsets: str = "all", split: str = "train", holdout: float = 64,
                      weights: str | None = None, seed: int = 0, max_samples: int | None = None,
                      streaming: bool = True, skips: SkipLog | None = None,
-                     shard: tuple[int, int] = (0, 1)) -> Iterator[Sample]:
-    """Samples of the chosen subsets, mixed by `weights`, or without weights in proportion to their sizes."""
+                     shard: tuple[int, int] = (0, 1), lazy: bool = False) -> Iterator[Sample]:
+    """Samples of the chosen subsets, mixed by `weights`, or without weights in proportion to their sizes; `lazy`
+    leaves images undecoded (`smvl.data.lazy`)."""
     skips = skips if skips is not None else SkipLog()
     if root is not None:
         root = Path(root)
@@ -149,7 +151,7 @@ def cauldron_samples(root: str | Path | None, subsets: str = "all", split: str =
         rows = {n: _hub_rows(n, streaming) for n in names}
         sizes = None if weights else {n: _hub_size(n) for n in names}
     selectors = {n: Selector(n, split, holdout, seed, shard) for n in names}
-    streams = {n: _subset_samples(n, rows[n], selectors[n], skips) for n in names}
+    streams = {n: _subset_samples(n, rows[n], selectors[n], skips, lazy) for n in names}
     if weights:
         mixed = weighted_interleave(streams, parse_weights(weights, names), seed)
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from smvl.data.images import load_image
+from smvl.data.lazy import ImageRef, decode
 from smvl.data.sample import BadSample, Sample
 
 IMAGE_MARKER = "<image>"
@@ -44,8 +44,10 @@ def normalise_message(message: dict) -> dict:
     raise BadSample("non-string content", f"content of type {type(content).__name__}")
 
 
-def build_sample(messages: list, images: list, sid: str, source: str, base_dir: Path | None = None) -> Sample:
-    """Messages (any supported shape) + image references -> a validated Sample, or BadSample."""
+def build_sample(messages: list, images: list, sid: str, source: str, base_dir: Path | None = None,
+                 lazy: bool = False) -> Sample:
+    """Messages (any supported shape) + image references -> a validated Sample, or BadSample; `lazy` leaves the
+    images as ImageRefs (`smvl.data.lazy`)."""
     if not isinstance(messages, list) or not messages:
         raise BadSample("no messages")
     if isinstance(images, (str, dict, bytes)):
@@ -53,5 +55,6 @@ def build_sample(messages: list, images: list, sid: str, source: str, base_dir: 
     sample = Sample([normalise_message(m) for m in messages], [], id=sid, source=source)
     if sample.image_parts() != len(images or []):
         raise BadSample("image count mismatch", f"{sample.image_parts()} <image> markers, {len(images or [])} images")
-    sample.images = [load_image(ref, base_dir) for ref in images or []]
-    return sample.validate()
+    sample.images = [ImageRef(ref, base_dir) for ref in images or []]
+    sample.validate()
+    return sample if lazy else decode(sample)

@@ -4,6 +4,10 @@
 decompression bomb costs nothing. SmolVLM resizes to a 2048px longest edge anyway, so nothing useful is lost.
 PIL's own bomb guard maps to the same "image too large"; its warning (over `Image.MAX_IMAGE_PIXELS`) is muted at
 open because our cap decides, and its hard error (twice that, ~179 MP) still applies whatever `max_pixels` says.
+
+Only `FORMATS` are parsed: PIL opens dozens of formats, some through external programs (EPS runs Ghostscript), and a
+training set has no business exercising them. Image paths must name regular files of at most `MAX_FILE_BYTES`: a
+FIFO would block the reader forever and `/dev/zero` would fill memory.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
 import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -21,6 +27,8 @@ from PIL import Image
 from smvl.data.sample import BadSample
 
 MAX_PIXELS = 64_000_000
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+MAX_FILE_BYTES = 256 * 2**20  # a 64 MP RGBA image stored uncompressed
 # Plain base64 vs a path: the base64 alphabet has no "." (a file name with an extension never matches) and any real
 # image encodes to more than 64 characters. "/" cannot tell them apart: a JPEG's base64 starts with "/9j/".
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\s]{64,}")
@@ -30,11 +38,29 @@ def _open_bytes(data: bytes) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our cap, checked next, decides
-            return Image.open(io.BytesIO(data))
+            return Image.open(io.BytesIO(data), formats=FORMATS)
     except Image.DecompressionBombError as exc:
         raise BadSample("image too large", str(exc)) from exc
     except Exception as exc:
+        other = _other_format(data)
+        if other:
+            raise BadSample("unsupported image format", f"{other} (allowed: {', '.join(FORMATS)})") from exc
         raise BadSample("corrupt image", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _other_format(data: bytes) -> str | None:
+    """The name of a format outside FORMATS whose magic bytes `data` starts with (the plugins' prefix checks only:
+    no parser runs), to tell the user why a real image was skipped."""
+    Image.init()
+    prefix = data[:16]
+    for name, (_, accept) in Image.OPEN.items():
+        if name not in FORMATS and accept is not None:
+            try:
+                if accept(prefix):
+                    return name
+            except Exception:  # noqa: BLE001 - a plugin's check on a short prefix: not a match
+                continue
+    return None
 
 
 def _from_base64(text: str) -> Image.Image:
@@ -56,12 +82,35 @@ def _resolve(path: str | Path, base_dir: Path | None) -> Path:
 
 def _from_path(path: Path) -> Image.Image:
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, MAX_FILE_BYTES)
+    except BadSample:
+        raise
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         raise BadSample("missing image file", str(path)) from exc
     except (OSError, ValueError) as exc:  # permissions, over-long names, NUL bytes, I/O errors
         raise BadSample("unreadable image file", f"{path}: {exc}") from exc
     return _open_bytes(data)
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, else BadSample. Opened non-blocking and checked on the
+    open descriptor: a FIFO swapped in after a check would still block a plain open."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(str(path))
+        if not stat.S_ISREG(info.st_mode):
+            raise BadSample("not a regular file", str(path))
+        if info.st_size > limit:
+            raise BadSample("image file too large", f"{path}: {info.st_size:,} bytes (limit {limit:,})")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)  # a file growing while read is cut here, not followed
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise BadSample("image file too large", f"{path}: over {limit:,} bytes")
+    return data
 
 
 def _from_string(text: str, base_dir: Path | None) -> Image.Image:

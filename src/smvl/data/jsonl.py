@@ -12,8 +12,9 @@ smvl JSONL, one JSON object per line:
 - `id` is optional (the default is `file.jsonl:LINE`).
 
 LLaVA / ShareGPT (`.json` list or `.jsonl`): `{"id", "image": path or [paths], "conversations": [{"from": "human" |
-"gpt" | "system", "value": "<image>\\n..."}]}`. A record is skipped, with its reason counted, on invalid JSON,
-missing fields, marker/image count mismatch, empty answers or unreadable images.
+"gpt" | "system", "value": "<image>\\n..."}]}`. A record is skipped, with its reason counted, on invalid JSON or
+UTF-8, a line or record over `lines.MAX_RECORD_BYTES`, missing fields, marker/image count mismatch, empty answers
+or unreadable images. Both are read one record at a time (`.json` through `jsonarray`), never whole.
 """
 
 from __future__ import annotations
@@ -23,35 +24,30 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from smvl.data.conversation import build_sample
+from smvl.data.jsonarray import json_records
+from smvl.data.lines import read_lines
 from smvl.data.sample import BadSample, Sample
 from smvl.data.skips import SkipLog
-from smvl.errors import UserError
 
 
 def _records(path: Path) -> Iterator[tuple[str, object]]:
-    """(id, record or BadSample) for a .jsonl file (line by line) or a .json list."""
+    """(id, record or BadSample) for a .jsonl file (line by line) or a .json list (record by record)."""
     if path.suffix == ".json":
-        # One record per line can be skipped; a whole file that does not parse cannot.
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"data file {path} is not valid JSON: {exc}") from None
-        if not isinstance(data, list):
-            raise UserError(f"data file {path} must hold a JSON list of records, not a {type(data).__name__}")
-        for i, record in enumerate(data):
+        for i, record in enumerate(json_records(path)):
             yield f"{path.name}:{i}", record
         return
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield f"{path.name}:{line_no}", json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield f"{path.name}:{line_no}", BadSample("invalid JSON", str(exc))
+    for line_no, line in read_lines(path):
+        sid = f"{path.name}:{line_no}"
+        if isinstance(line, BadSample):
+            yield sid, line
+            continue
+        try:
+            yield sid, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield sid, BadSample("invalid JSON", str(exc))
 
 
-def to_sample(record, sid: str, base_dir: Path, source: str) -> Sample:
+def to_sample(record, sid: str, base_dir: Path, source: str, lazy: bool = False) -> Sample:
     if isinstance(record, BadSample):
         raise record
     if not isinstance(record, dict):
@@ -59,14 +55,16 @@ def to_sample(record, sid: str, base_dir: Path, source: str) -> Sample:
     sid = str(record.get("id", sid))
     if "conversations" in record:
         images = record.get("image", record.get("images", []))
-        return build_sample(record["conversations"], images, sid, source, base_dir)
+        return build_sample(record["conversations"], images, sid, source, base_dir, lazy)
     if "messages" in record:
-        return build_sample(record["messages"], record.get("images", record.get("image", [])), sid, source, base_dir)
+        images = record.get("images", record.get("image", []))
+        return build_sample(record["messages"], images, sid, source, base_dir, lazy)
     raise BadSample("missing fields", "a record needs `messages` (smvl) or `conversations` (LLaVA)")
 
 
-def read_chat_file(path: str | Path, skips: SkipLog, select=None) -> Iterator[Sample]:
-    """Samples of one file; `select` (a split.Selector: split and shard) is asked before anything is decoded."""
+def read_chat_file(path: str | Path, skips: SkipLog, select=None, lazy: bool = False) -> Iterator[Sample]:
+    """Samples of one file; `select` (a split.Selector: split and shard) is asked before anything is decoded;
+    `lazy` leaves images undecoded (`smvl.data.lazy`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")
@@ -76,7 +74,7 @@ def read_chat_file(path: str | Path, skips: SkipLog, select=None) -> Iterator[Sa
         if select is not None and not select(index):
             continue
         try:
-            sample = to_sample(record, sid, path.parent, f"file:{path.name}")
+            sample = to_sample(record, sid, path.parent, f"file:{path.name}", lazy)
         except BadSample as exc:
             skips.skip(sid, exc.reason)
             continue

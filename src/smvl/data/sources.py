@@ -39,8 +39,10 @@ def _capped(samples: Iterator[Sample], cap: int | None) -> Iterator[Sample]:
 
 def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, seed: int = 0,
                 max_samples: int | None = None, subsets: str = "all", weights: str | None = None,
-                holdout: float = 64, streaming: bool = True, shard: tuple[int, int] = (0, 1)) -> Iterator[Sample]:
-    """Samples of `spec` for `split` ("train" or "test"); bad ones are skipped and counted in `skips`.
+                holdout: float = 64, streaming: bool = True, shard: tuple[int, int] = (0, 1),
+                lazy: bool = False) -> Iterator[Sample]:
+    """Samples of `spec` for `split` ("train" or "test"); bad ones are skipped and counted in `skips`. With `lazy`,
+    images may stay undecoded ImageRefs: pass the samples through `smvl.data.lazy.decoded` before use.
 
     `shard=(k, n)` yields every n-th record from the k-th, choosing before any image is decoded, so processes and
     DataLoader workers each decode only their own share; `max_samples` is then shared out between the shards.
@@ -56,16 +58,16 @@ def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, s
         from smvl.data.cauldron import cauldron_samples
 
         names = spec.partition(":")[2] or subsets
-        return cauldron_samples(None, names, split, holdout, weights, seed, cap, streaming, skips, shard)
+        return cauldron_samples(None, names, split, holdout, weights, seed, cap, streaming, skips, shard, lazy)
     path = Path(spec)
     if path.is_dir():
         from smvl.data.cauldron import cauldron_samples
 
-        return cauldron_samples(path, subsets, split, holdout, weights, seed, cap, streaming, skips, shard)
+        return cauldron_samples(path, subsets, split, holdout, weights, seed, cap, streaming, skips, shard, lazy)
     if path.suffix in (".jsonl", ".json"):
         from smvl.data.jsonl import read_chat_file
 
-        return _capped(read_chat_file(path, skips, Selector(path.name, split, holdout, seed, shard)), cap)
+        return _capped(read_chat_file(path, skips, Selector(path.name, split, holdout, seed, shard), lazy), cap)
     raise _unknown(spec)
 
 

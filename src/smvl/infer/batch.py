@@ -2,7 +2,9 @@
 
 Input lines: {"id", "question" or "messages", "image" or "images" (paths relative to the file, or base64)}.
 Output lines: {"id", "answer"} (plus "thinking" when the model thought), appended and flushed after every
-batch, so a kill loses at most one batch. Questions are read lazily: only one batch of images is in memory.
+batch, so a kill loses at most one batch. Questions are read lazily: only one batch of images is in memory, and
+a line over `data.lines.MAX_RECORD_BYTES` or not valid UTF-8 is skipped and counted. Ids keep their JSON type:
+`1` and `"1"` are two questions, and each answer carries its question's id as given.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from tqdm import tqdm
 
 from smvl.data.conversation import IMAGE_MARKER, normalise_message
 from smvl.data.images import load_image
+from smvl.data.lines import read_lines
 from smvl.data.sample import BadSample, Sample
 from smvl.data.skips import SkipLog
 from smvl.infer.generate import generate_batch, split_thinking
@@ -32,16 +35,20 @@ class Report:
                 f"{self.skips.skipped} skipped")
 
 
+def id_key(value) -> str:
+    """An id as JSON text, so ids of different types never collide (`1` is not `"1"`)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
 def answered_ids(output: Path) -> set[str]:
-    """Ids already in the output; a last line cut by a kill is ignored (and its id answered again)."""
+    """Keys (`id_key`) of the ids already in the output; a last line cut by a kill is ignored (and answered again)."""
     done = set()
     if output.is_file():
-        with open(output, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    done.add(str(json.loads(line)["id"]))
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
+        for _, line in read_lines(output):
+            try:
+                done.add(id_key(json.loads(line)["id"]))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
     return done
 
 
@@ -95,55 +102,63 @@ def question_sample(record, sid: str, base_dir: Path) -> Sample:
     return sample
 
 
-def questions(path: Path, done: set[str], report: Report) -> Iterator[Sample]:
-    """Unanswered, usable questions in file order; everything else counted in `report`."""
+def questions(path: Path, done: set[str], report: Report) -> Iterator[tuple[object, Sample]]:
+    """(id as given, question) for unanswered, usable questions in file order; everything else counted in
+    `report`. A line without an id gets `file:LINE`."""
     seen: set[str] = set()
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
+    for n, line in read_lines(path):
+        qid = f"{path.name}:{n}"
+        try:
+            if isinstance(line, BadSample):
+                raise line
+            record = json.loads(line)
+            if isinstance(record, dict) and record.get("id") is not None:
+                qid = record["id"]
+            key = id_key(qid)
+            if key in done:
+                report.already += 1
                 continue
-            sid = f"{path.name}:{n}"
-            try:
-                record = json.loads(line)
-                if isinstance(record, dict) and record.get("id") is not None:
-                    sid = str(record["id"])
-                if sid in done:
-                    report.already += 1
-                    continue
-                if sid in seen:
-                    raise BadSample("duplicate id")
-                seen.add(sid)
-                sample = question_sample(record, sid, path.parent)
-            except json.JSONDecodeError:
-                report.skips.skip(sid, "invalid JSON")
-                continue
-            except BadSample as exc:
-                report.skips.skip(sid, exc.reason)
-                continue
-            report.skips.ok()
-            yield sample
+            if key in seen:
+                raise BadSample("duplicate id")
+            seen.add(key)
+            sample = question_sample(record, str(qid), path.parent)
+        except json.JSONDecodeError:
+            report.skips.skip(str(qid), "invalid JSON")
+            continue
+        except BadSample as exc:
+            report.skips.skip(str(qid), exc.reason)
+            continue
+        report.skips.ok()
+        yield qid, sample
 
 
-def answer_rows(model, processor, batch: list[Sample], report: Report, thinking: bool, **options) -> list[dict]:
-    """Answers for one batch; if the batch fails, each question alone, so one bad input costs only itself."""
+def answer_rows(model, processor, batch: list[tuple[object, Sample]], report: Report, thinking: bool,
+                **options) -> list[dict]:
+    """Answers for one batch of (id, question); if the batch fails, each question alone, so one bad input costs
+    only itself."""
     try:
-        answers = generate_batch(model, processor, [s.messages for s in batch], [s.images for s in batch],
+        answers = generate_batch(model, processor, [s.messages for _, s in batch], [s.images for _, s in batch],
                                  thinking=thinking, batch_size=len(batch), **options)
     except (ValueError, RuntimeError, IndexError) as exc:
         if len(batch) == 1:
-            report.skips.skip(batch[0].id, f"generation failed: {type(exc).__name__}")
+            report.skips.skip(batch[0][1].id, f"generation failed: {type(exc).__name__}")
             return []
-        return [row for s in batch for row in answer_rows(model, processor, [s], report, thinking, **options)]
+        return [row for q in batch for row in answer_rows(model, processor, [q], report, thinking, **options)]
     rows = []
-    for sample, text in zip(batch, answers):
+    for (qid, _), text in zip(batch, answers):
         thought, answer = split_thinking(text)
-        rows.append({"id": sample.id, "answer": answer, **({"thinking": thought} if thought else {})})
+        rows.append({"id": qid, "answer": answer, **({"thinking": thought} if thought else {})})
     return rows
 
 
 def count_lines(path: Path) -> int:
+    """Lines for the progress bar, counted in fixed-size reads: one line may be larger than memory."""
+    count, last = 0, b"\n"
     with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip())
+        while piece := f.read(2**20):
+            count += piece.count(b"\n")
+            last = piece[-1:]
+    return count + (last != b"\n")
 
 
 def run_batch_inference(model, processor, input_path: Path, output_path: Path, batch_size: int = 8,
@@ -155,16 +170,16 @@ def run_batch_inference(model, processor, input_path: Path, output_path: Path, b
     with open(output_path, "a", encoding="utf-8") as out, \
             tqdm(total=count_lines(input_path), desc="answering", unit="q") as bar:
 
-        def flush(batch: list[Sample]) -> None:
+        def flush(batch: list[tuple[object, Sample]]) -> None:
             for row in answer_rows(model, processor, batch, report, thinking, **options):
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 report.written += 1
             out.flush()
 
-        batch: list[Sample] = []
+        batch: list[tuple[object, Sample]] = []
         consumed = 0
-        for sample in questions(input_path, done, report):
-            batch.append(sample)
+        for question in questions(input_path, done, report):
+            batch.append(question)
             if len(batch) == batch_size:
                 flush(batch)
                 batch = []

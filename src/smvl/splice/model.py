@@ -8,7 +8,6 @@ Weights are streamed tensor by tensor from the sources into shards; no model is 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from transformers import AutoConfig, GenerationConfig, SmolVLMConfig, SmolVLMFor
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 import smvl
+from smvl import folders
 from smvl.splice import weights
 from smvl.splice.processor import build_processor
 from smvl.splice.sources import SourceError, iter_tensors, read_json, resolve, weight_files
@@ -143,7 +143,8 @@ def splice(
     config = spliced_config(vlm_config, llm_config, processor.tokenizer, scale, dtype)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    folders.remove_dead_partials(out)  # a killed splice's leftovers (it never reached its `finally`)
+    tmp = folders.partial_name(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -161,9 +162,11 @@ def splice(
             "stages": [],
         }
         (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=2, ensure_ascii=False))
+        folders.fsync_tree(tmp)
         if out.exists():
             out.rmdir()
         tmp.rename(out)
+        folders.fsync_path(out.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

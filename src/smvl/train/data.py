@@ -10,6 +10,7 @@ import os
 import random
 
 from smvl.data.collate import CollateOptions, Encoder
+from smvl.data.lazy import decoded
 from smvl.data.pack import pack
 from smvl.data.skips import SkipLog
 from smvl.data.stream import BatchStream
@@ -22,7 +23,8 @@ def collate_options(cfg: TrainConfig) -> CollateOptions:
                           max_images=d.max_images, retile=d.retile)
 
 
-def _open(cfg: TrainConfig, spec: str, split: str, skips: SkipLog, shard: tuple[int, int] = (0, 1), seed=None):
+def _open(cfg: TrainConfig, spec: str, split: str, skips: SkipLog, shard: tuple[int, int] = (0, 1), seed=None,
+          lazy: bool = False):
     from smvl.data.sources import open_source
 
     d = cfg.data
@@ -31,7 +33,7 @@ def _open(cfg: TrainConfig, spec: str, split: str, skips: SkipLog, shard: tuple[
     return open_source(
         spec, split=split, skips=skips, seed=cfg.seed if seed is None else seed, subsets=d.subsets,
         weights=d.weights, holdout=holdout, max_samples=d.max_samples if spec != "synthetic" else n,
-        streaming=d.streaming, shard=shard,
+        streaming=d.streaming, shard=shard, lazy=lazy,
     )
 
 
@@ -42,7 +44,8 @@ def eval_samples(cfg: TrainConfig, skips: SkipLog | None = None) -> list:
 
 
 def shuffle_buffer(samples, size: int, rng: random.Random):
-    """Approximate shuffling of a stream with a bounded buffer (the whole set never has to be in memory)."""
+    """Approximate shuffling of a stream with a bounded buffer (the whole set never has to be in memory). Fed
+    undecoded samples: the buffer holds image bytes or paths, never decoded images."""
     buffer = []
     for sample in samples:
         buffer.append(sample)
@@ -65,8 +68,8 @@ class SyntheticTrain:
 
 
 class StreamedTrain:
-    """`(epoch, shard) -> samples` for every other source: re-read each epoch, only this shard's records decoded,
-    through a seeded shuffle buffer."""
+    """`(epoch, shard) -> samples` for every other source: re-read each epoch through a seeded shuffle buffer; only
+    this shard's records are decoded, and only once out of the buffer."""
 
     def __init__(self, cfg: TrainConfig, skips: SkipLog):
         self.cfg, self.skips = cfg, skips
@@ -74,7 +77,8 @@ class StreamedTrain:
     def __call__(self, epoch: int, shard: tuple[int, int]):
         cfg = self.cfg
         rng = random.Random(cfg.seed * 7919 + epoch * 104_729 + shard[0])
-        samples = shuffle_buffer(_open(cfg, cfg.data.train, "train", self.skips, shard), cfg.data.shuffle_buffer, rng)
+        records = _open(cfg, cfg.data.train, "train", self.skips, shard, lazy=True)
+        samples = decoded(shuffle_buffer(records, cfg.data.shuffle_buffer, rng), self.skips)
         return _mix(cfg, samples, epoch, shard)
 
 

@@ -13,6 +13,7 @@ import yaml
 from transformers import AutoProcessor, set_seed
 
 from smvl import config as configlib
+from smvl import folders
 from smvl.data.skips import SkipLog
 from smvl.errors import UserError
 from smvl.splice.model import PROVENANCE
@@ -133,12 +134,13 @@ def wait_for(path: Path, timeout: float = 3600) -> None:
 
 
 def publish(stage_final: Path, out: Path) -> Path:
+    """Copy the last stage's model to `out/final`; the previous `final/` stays whole until the new one is in."""
     final = out / "final"
     tmp = out / ".final.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(stage_final, tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    folders.fsync_tree(tmp)
+    folders.replace_folder(tmp, final)
     return final
 
 
@@ -176,6 +178,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     stages = cfg.resolved_stages()
     for i, stage in enumerate(stages, 1):
         stage_dir = out / f"stage-{i}-{stage.recipe.replace('+', '-')}"
+        folders.restore_aside(stage_dir / "final")  # a run killed while replacing it
         extending = cfg.resume_from and i == len(stages)
         if checkpoints.is_complete(stage_dir / "final") and not (extending and extend.needs_more(stage_dir,
                                                                                                   stage.steps)):

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import AutoModelForImageTextToText, Trainer, TrainingArguments
 
+from smvl import folders
 from smvl.data.stream import merge_worker_skips
 from smvl.splice.model import PROVENANCE
 from smvl.train import checkpoints, tied
@@ -216,8 +217,7 @@ def save_final(model, processor, source: Path, stage: StageConfig, final: Path) 
     provenance.setdefault("stages", []).append({"recipe": stage.recipe, "lr": stage.lr, "steps": stage.steps})
     (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=2, ensure_ascii=False))
     checkpoints.mark_complete(tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    folders.replace_folder(tmp, final)
 
 
 def run_stage(cfg: TrainConfig, stage: StageConfig, source: Path, stage_dir: Path, processor, streams, log) -> Path:
@@ -229,7 +229,8 @@ def run_stage(cfg: TrainConfig, stage: StageConfig, source: Path, stage_dir: Pat
     train_stream.keep_text_only = stage.recipe in TEXT_TRAINING
     if cfg.data.text_only and not train_stream.keep_text_only:
         log(f"  text-only samples are left out of this stage: they cannot change a frozen LLM ({stage.recipe})")
-    resume = checkpoints.last_complete(stage_dir) if stage_dir.exists() else None
+    main = int(os.environ.get("RANK", "0")) == 0
+    resume = checkpoints.resume_point(stage_dir, log, main) if stage_dir.exists() else None
     trainer = StreamTrainer(
         model=model,
         args=training_args(cfg, stage, stage_dir),
