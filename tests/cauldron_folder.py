@@ -112,7 +112,7 @@ def write_eval_file(folder: Path) -> Path:
     records = [{"id": "one", "images": ["a.jpg"], "messages": [
                    {"role": "user", "content": "<image>How many circles are there?"},
                    {"role": "assistant", "content": "6"}]},
-               {"id": "two", "images": ["a.jpg", "b.jpg"], "messages": [
+               {"id": "two", "images": ["b.jpg", "a.jpg"], "messages": [
                    {"role": "user", "content": "<image><image>Are these the same picture?"},
                    {"role": "assistant", "content": "no"}]}]
     path = folder / "eval.jsonl"

@@ -36,7 +36,7 @@ def rehearsal(assets, tmp_path_factory):
     root = tmp_path_factory.mktemp("rehearsal")
     return SimpleNamespace(root=root, sources=build_real_fake(assets, root / "sources", layers=2),
                            data=write_cauldron(root / "the_cauldron"), text=write_text_only(root / "text.jsonl"),
-                           eval=write_eval_file(root / "eval"))
+                           eval=write_eval_file(root / "eval-data"))
 
 
 def rehearsed_config(name: str, r, out: Path, eval_file: bool = True) -> Path:
@@ -164,4 +164,5 @@ def test_full_and_staged_configs_train_then_eval_every_subset(rehearsal, tmp_pat
     assert evaluation.returncode == 0, evaluation.stderr[-4000:]
     results = json.loads((rehearsal.root / "eval" / "results.json").read_text())
     (model,) = results["models"]
-    assert set(model["subsets"]) == set(SIZES), model["subsets"].keys()
+    assert set(model["per_subset"]) == set(SIZES), model["per_subset"].keys()
+    assert model["n"] == len(SIZES) and model["scored"]["with_images"] == len(SIZES)
