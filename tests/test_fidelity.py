@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor,
 from smvl.splice.check import run_checks
 from smvl.splice.model import spliced_config, splice
 from smvl.splice.processor import build_processor
-from smvl.train.recipes import apply_recipe, count_params, format_counts
+from smvl.splice.recipes import apply_recipe, count_params, format_counts
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from smvl.data.pack import pack
 from smvl.data.synthetic import synthetic_samples
 from smvl.train.attention import NAME, segments_from_positions, training_attention
 from smvl.train.loss import chunked_cross_entropy, labelled_loss, shifted_targets
-from smvl.train.recipes import apply_recipe
+from smvl.splice.recipes import apply_recipe
 from smvl.train.trainer import set_use_cache
 
 

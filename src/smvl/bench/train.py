@@ -153,7 +153,7 @@ def bench_train(vision: str | None = None, text: str | None = None, text_layers:
     from smvl.bench.samples import bench_samples
     from smvl.data.pack import budget_batches
     from smvl.train.attention import training_attention
-    from smvl.train.recipes import apply_recipe
+    from smvl.splice.recipes import apply_recipe
     from smvl.train.trainer import set_use_cache
 
     if samples < 1 or pack_tokens < 1:

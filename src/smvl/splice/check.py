@@ -11,7 +11,7 @@ from PIL import Image
 
 from smvl.splice.model import PROVENANCE
 from smvl.splice.processor import image_seq_len
-from smvl.train.recipes import RECIPES, apply_recipe, count_params, format_counts
+from smvl.splice.recipes import RECIPES, apply_recipe, count_params, format_counts
 
 TEXT_PROMPTS = ["你好，请介绍一下你自己。", "What is 2+2?", "把“猫”翻译成英文。"]
 

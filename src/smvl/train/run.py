@@ -21,7 +21,7 @@ from smvl.train import checkpoints, extend, tracking
 from smvl.train.config import TrainConfig
 from smvl.splice.presets import PRESETS
 from smvl.train.data import build_streams, collate_options, eval_samples
-from smvl.train.recipes import RECIPES
+from smvl.splice.recipes import RECIPES
 from smvl.train.trainer import run_stage
 
 # Keys that may change between a run and its resumption without making it another run.

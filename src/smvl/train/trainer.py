@@ -25,7 +25,7 @@ from smvl.train.config import StageConfig, TrainConfig
 from smvl.train.attention import training_attention
 from smvl.train.guards import GuardCallback, first_image_batch, preflight
 from smvl.train.loss import labelled_loss, unwrap
-from smvl.train.recipes import LORA_TARGETS, TEXT_TRAINING, apply_recipe, count_params, format_counts
+from smvl.splice.recipes import LORA_TARGETS, TEXT_TRAINING, apply_recipe, count_params, format_counts
 
 
 class StreamTrainer(Trainer):
