@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers.models.smolvlm.processing_smolvlm import get_image_prompt_string
 
-from smvl.data.sample import BadSample, Sample, text_of
+from smvl.data.sample import BadSample, Sample, image_parts, text_of
 from smvl.data.truncate import Layout, fit
 from smvl.data.turns import TurnMarks
 from smvl.errors import UserError
@@ -81,10 +81,6 @@ def apply_image_policy(sample: Sample, policy: str, max_images: int) -> Sample:
     return Sample(messages, sample.images[:1], sample.id, sample.source)
 
 
-def _images_in(messages: list[dict]) -> int:
-    return sum(1 for m in messages if isinstance(m["content"], list) for p in m["content"] if p.get("type") == "image")
-
-
 class Encoder:
     """Turns one Sample into token ids, labels and pixel tiles under CollateOptions."""
 
@@ -145,7 +141,7 @@ class Encoder:
     def _turns(self, sample: Sample, answers: list[int], size: int, count: int) -> Layout:
         """The first `count` turns (up to and including the count-th answer), images resized to `size`."""
         messages = sample.messages[: answers[count - 1] + 1]
-        images = sample.images[: _images_in(messages)]
+        images = sample.images[: image_parts(messages)]
         grids = [self.grid(img, size) for img in images]
         return Layout(*self.layout(messages, grids), images, grids, size)
 

@@ -16,6 +16,11 @@ class BadSample(ValueError):
         self.detail = detail
 
 
+def image_parts(messages: list[dict]) -> int:
+    """How many image parts the messages hold (where their images go)."""
+    return sum(1 for m in messages if isinstance(m["content"], list) for p in m["content"] if p.get("type") == "image")
+
+
 @dataclass
 class Sample:
     """Images plus chat messages in the Hugging Face chat format.
@@ -31,13 +36,7 @@ class Sample:
     source: str = ""
 
     def image_parts(self) -> int:
-        return sum(
-            1
-            for m in self.messages
-            if isinstance(m["content"], list)
-            for p in m["content"]
-            if p.get("type") == "image"
-        )
+        return image_parts(self.messages)
 
     def validate(self) -> "Sample":
         """Raise BadSample unless images and image parts agree and every assistant turn has text."""

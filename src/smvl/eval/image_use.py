@@ -11,7 +11,7 @@ from collections import Counter
 from PIL import Image
 
 from smvl.data.collate import CollateOptions, apply_image_policy
-from smvl.data.sample import BadSample, Sample, text_of
+from smvl.data.sample import BadSample, Sample, image_parts, text_of
 from smvl.data.skips import SkipLog
 
 
@@ -19,7 +19,7 @@ def first_question(sample: Sample) -> tuple[list[dict], str, int]:
     """Messages up to the first answer, that answer, and how many images those messages use."""
     k = next(i for i, m in enumerate(sample.messages) if m["role"] == "assistant")
     prompt = sample.messages[:k]
-    used = sum(1 for m in prompt if isinstance(m["content"], list) for p in m["content"] if p.get("type") == "image")
+    used = image_parts(prompt)
     return prompt, text_of(sample.messages[k]).strip(), used
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-CONDITIONS = ("with_images", "blank_images", "shuffled_images")
-
 
 def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
