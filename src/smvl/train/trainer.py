@@ -68,8 +68,7 @@ class StreamTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.loss_chunk is None:
-            out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            loss = out[0] if return_outputs else out
+            loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
         else:
             total, count = labelled_loss(model, inputs, self.loss_chunk)
             if num_items_in_batch is None:
@@ -79,11 +78,10 @@ class StreamTrainer(Trainer):
                 loss = total / num_items_in_batch
                 if self.args.average_tokens_across_devices:
                     loss = loss * self.accelerator.num_processes
-            out = (loss, {"loss": loss})
+            outputs = {"loss": loss}
         if "pixel_values" not in inputs and self._image_path_trains and model.training:
             loss = loss + 0.0 * blank_image_features(model).sum()
-            out = (loss, *out[1:]) if return_outputs else loss
-        return out if return_outputs else loss
+        return (loss, outputs) if return_outputs else loss
 
     def _issue_warnings_after_load(self, load_result) -> None:
         """Without the warning about a tied lm_head "missing" from the checkpoint (train/tied.py)."""
