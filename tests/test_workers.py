@@ -36,20 +36,20 @@ def train_stream(root, processor, tmp_path, bad_fraction_cap="0.5"):
     return train
 
 
+def two_subsets(root, good_in_mixed: int, corrupt: int):
+    write_subset(root, "good", [row() for _ in range(30)])
+    write_subset(root, "mixed", [row() for _ in range(good_in_mixed)] + [row(corrupt=True) for _ in range(corrupt)])
+    return root
+
+
 @pytest.fixture()
 def bad_folder(tmp_path):
-    root = tmp_path / "bad"
-    write_subset(root, "good", [row() for _ in range(30)])
-    write_subset(root, "mixed", [row() for _ in range(10)] + [row(corrupt=True) for _ in range(12)])
-    return root
+    return two_subsets(tmp_path / "bad", 10, 12)
 
 
 @pytest.fixture()
 def folder(tmp_path):
-    root = tmp_path / "c"
-    write_subset(root, "good", [row() for _ in range(30)])
-    write_subset(root, "mixed", [row() for _ in range(12)] + [row(corrupt=True) for _ in range(3)])
-    return root
+    return two_subsets(tmp_path / "c", 12, 3)
 
 
 def test_skip_totals_are_the_same_with_and_without_workers(folder, tiny_model, tmp_path):
