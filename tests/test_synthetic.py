@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from smvl.data.sample import text_of
+from smvl.eval.image_use import majority_baseline
 from smvl.data.synthetic import (
     ANSWER_CLASSES,
     COLOURS,
@@ -18,7 +19,6 @@ from smvl.data.synthetic import (
     answer,
     describe,
     generate,
-    majority_baseline,
     question_types,
     synthetic_samples,
 )
@@ -98,7 +98,9 @@ def test_a_blind_reader_does_no_better_than_chance(single):
     hits = sum(best[q].most_common(1)[0][0] == a for s in test for q, a in turns(s) if best[q])
     chance = np.mean([1 / len(ANSWER_CLASSES[question_types(s)[0]]) for s in test])
     assert hits / len(test) < chance + 0.05, (hits / len(test), chance)
-    assert abs(majority_baseline(test) - chance) < 0.05
+    kinds = [question_types(s)[0] for s in test]
+    answers = [a for s in test for _, a in turns(s)]
+    assert abs(majority_baseline(kinds, answers, str.strip) - chance) < 0.05
 
 
 def test_multi_turn_fraction_and_no_answer_given_away_earlier():
@@ -163,12 +165,14 @@ def test_background_is_light_and_varied():
     assert len({tuple(c) for c in corners}) > 40
 
 
-def test_majority_baseline_and_describe():
+def test_majority_baseline_counts_the_top_answer_per_question_type_and_describe_lists_every_answer():
     samples = synthetic_samples("train", 8, seed=0, multi_turn_fraction=0.0)
     for s, kind in zip(samples, ["count"] * 3 + ["colour"] * 5):
         s.source = f"synthetic:{kind}"
     for s, a in zip(samples, ["一个", "一个", "两个", "红色", "红色", "蓝色", "绿色", "黄色"]):
         s.messages[1]["content"] = a
-    assert majority_baseline(samples) == (2 + 2) / 8
+    kinds = [question_types(s)[0] for s in samples]
+    answers = [a for s in samples for _, a in turns(s)]
+    assert majority_baseline(kinds, answers, str.strip) == (2 + 2) / 8
     text = describe()
     assert all(a in text for classes in ANSWER_CLASSES.values() for a in classes) and SHAPES[0] in text

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -55,6 +57,24 @@ def replace_folder(new: Path, target: Path) -> None:
     new.rename(target)
     fsync_path(target.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def building(target: Path) -> Iterator[Path]:
+    """Yields an empty folder to write `target` into; when the block ends without an error the folder is synced and
+    replaces `target`; on an error (or a kill) `target` is untouched and the partial folder is removed (or, after a
+    kill, by the next writer of `target`)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_partials(target)
+    tmp = partial_name(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        fsync_tree(tmp)
+        replace_folder(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def partial_name(target: Path) -> Path:

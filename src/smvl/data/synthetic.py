@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from smvl.data.sample import Sample, text_of
+from smvl.data.sample import Sample
 
 # Far apart in RGB and from any light background, so a low-resolution vision tower cannot mix them up.
 COLOURS = {"红色": (220, 30, 30), "绿色": (20, 160, 50), "蓝色": (30, 70, 225), "黄色": (235, 195, 0),
@@ -174,16 +173,6 @@ def synthetic_samples(split: str = "train", n: int = 1000, seed: int = 0, image_
 def question_types(sample: Sample) -> list[str]:
     """The question type of each turn of a synthetic sample."""
     return sample.source.split(":", 1)[1].split(",")
-
-
-def majority_baseline(samples: list[Sample], turn: int = -1) -> float:
-    """Accuracy of always giving the most common answer of each question type, on turn `turn` (default: the
-    last) of each sample: what a model that ignores the image can reach (about 1/3 here)."""
-    by_kind: dict[str, Counter] = {}
-    for s in samples:
-        answers = [text_of(m).strip() for m in s.messages if m["role"] == "assistant"]
-        by_kind.setdefault(question_types(s)[turn], Counter())[answers[turn]] += 1
-    return sum(c.most_common(1)[0][1] for c in by_kind.values()) / max(1, len(samples))
 
 
 def describe() -> str:

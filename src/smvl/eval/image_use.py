@@ -13,6 +13,7 @@ from PIL import Image
 from smvl.data.collate import CollateOptions, apply_image_policy
 from smvl.data.sample import BadSample, Sample, image_parts, text_of
 from smvl.data.skips import SkipLog
+from smvl.data.synthetic import question_types
 
 
 def first_question(sample: Sample) -> tuple[list[dict], str, int]:
@@ -45,7 +46,7 @@ def blank_like(images: list[Image.Image]) -> list[Image.Image]:
 def question_kind(sample: Sample) -> str:
     """The question type where the source records one (the synthetic set does), else one kind for all."""
     if sample.source.startswith("synthetic:"):
-        return sample.source.split(":", 1)[1].split(",")[0]
+        return question_types(sample)[0]
     return sample.source or "all"
 
 

@@ -7,9 +7,14 @@ next-token distributions along the source's greedy answer (teacher-forced). Conn
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 
 from smvl.infer.generate import generate_batch
+from smvl.splice.model import PROVENANCE
+from smvl.splice.sources import load_text_source
 
 PROMPTS = [
     "你好，请用一句话介绍你自己。",
@@ -50,19 +55,9 @@ def retention(model, processor, llm, prompts: list[str] = PROMPTS, max_new_token
 
 
 def load_source_llm(model_dir, text_source: str | None = None):
-    """The LLM a model was spliced from (smvl.json), or None when it is not available here."""
-    import json
-    from pathlib import Path
-
-    from transformers import AutoModelForCausalLM
-
-    from smvl.splice.sources import SourceError, resolve
-
-    provenance = Path(model_dir) / "smvl.json"
+    """The LLM a model was spliced from (smvl.json) and its name, or None and why it is not available here."""
+    provenance = Path(model_dir) / PROVENANCE
     source = text_source or (json.loads(provenance.read_text()).get("text_source") if provenance.is_file() else None)
     if not source:
         return None, "no text source recorded in smvl.json"
-    try:
-        return AutoModelForCausalLM.from_pretrained(resolve(source), dtype=torch.float32).eval(), source
-    except (SourceError, OSError) as exc:
-        return None, f"source LLM {source} not available: {exc}"
+    return load_text_source(source)

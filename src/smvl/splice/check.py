@@ -12,6 +12,7 @@ from PIL import Image
 from smvl.splice.model import PROVENANCE
 from smvl.splice.processor import image_seq_len
 from smvl.splice.recipes import RECIPES, apply_recipe, count_params, format_counts
+from smvl.splice.sources import load_text_source
 
 TEXT_PROMPTS = ["你好，请介绍一下你自己。", "What is 2+2?", "把“猫”翻译成英文。"]
 
@@ -108,14 +109,9 @@ def check_text_matches_source(model, processor, folder: Path, text_source: str |
     source = text_source or provenance.get("text_source")
     if not source:
         return Result(name, None, "no text source recorded in smvl.json; pass --text-source")
-    from transformers import AutoModelForCausalLM
-
-    from smvl.splice.sources import SourceError, resolve
-
-    try:
-        llm = AutoModelForCausalLM.from_pretrained(resolve(source), dtype=torch.float32).eval()
-    except (SourceError, OSError) as exc:
-        return Result(name, None, f"source LLM {source} not available: {exc}")
+    llm, said = load_text_source(source)
+    if llm is None:
+        return Result(name, None, said)
     worst = 0.0
     with torch.no_grad():
         for prompt in TEXT_PROMPTS:

@@ -8,7 +8,6 @@ Weights are streamed tensor by tensor from the sources into shards; no model is 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
@@ -142,12 +141,7 @@ def splice(
     processor = build_processor(vision_dir, text_dir, vlm_config.vision_config, scale, add_tokens)
     config = spliced_config(vlm_config, llm_config, processor.tokenizer, scale, dtype)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    folders.remove_dead_partials(out)  # a killed splice's leftovers (it never reached its `finally`)
-    tmp = folders.partial_name(out)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with folders.building(out) as tmp:
         write_weights(config, vision_dir, text_dir, llm_config, tmp, dtype, seed)
         config.save_pretrained(tmp)
         generation_config(text_dir, processor.tokenizer).save_pretrained(tmp)
@@ -162,11 +156,4 @@ def splice(
             "stages": [],
         }
         (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=2, ensure_ascii=False))
-        folders.fsync_tree(tmp)
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-        folders.fsync_path(out.parent)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -46,6 +46,16 @@ def model_folder(src: str | Path) -> Path:
     return folder
 
 
+def load_text_source(source: str):
+    """The source LLM a splice recorded (fp32, eval mode) and its name, or None and why it is not available here."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(resolve(source), dtype=torch.float32).eval(), source
+    except (SourceError, OSError) as exc:
+        return None, f"source LLM {source} not available: {exc}"
+
+
 def read_json(folder: Path, name: str) -> dict:
     file = folder / name
     if not file.is_file():

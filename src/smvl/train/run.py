@@ -136,11 +136,8 @@ def wait_for(path: Path, timeout: float = 3600) -> None:
 def publish(stage_final: Path, out: Path) -> Path:
     """Copy the last stage's model to `out/final`; the previous `final/` stays whole until the new one is in."""
     final = out / "final"
-    tmp = out / ".final.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(stage_final, tmp)
-    folders.fsync_tree(tmp)
-    folders.replace_folder(tmp, final)
+    with folders.building(final) as tmp:
+        shutil.copytree(stage_final, tmp, dirs_exist_ok=True)
     return final
 
 

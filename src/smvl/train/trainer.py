@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -203,19 +202,17 @@ def load_stage_model(source: Path, stage: StageConfig, cfg: TrainConfig):
 
 def save_final(model, processor, source: Path, stage: StageConfig, final: Path) -> None:
     """Write the stage's model as a stock checkpoint (LoRA merged, adapters kept beside) and mark it complete."""
-    tmp = final.parent / f".{final.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    if stage.recipe == "lora":
-        model.save_pretrained(tmp / "adapter")
-        model = model.merge_and_unload()
-    set_use_cache(model, True)
-    model.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    provenance = json.loads((source / PROVENANCE).read_text()) if (source / PROVENANCE).is_file() else {}
-    provenance.setdefault("stages", []).append({"recipe": stage.recipe, "lr": stage.lr, "steps": stage.steps})
-    (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=2, ensure_ascii=False))
-    checkpoints.mark_complete(tmp)
-    folders.replace_folder(tmp, final)
+    with folders.building(final) as tmp:
+        if stage.recipe == "lora":
+            model.save_pretrained(tmp / "adapter")
+            model = model.merge_and_unload()
+        set_use_cache(model, True)
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        provenance = json.loads((source / PROVENANCE).read_text()) if (source / PROVENANCE).is_file() else {}
+        provenance.setdefault("stages", []).append({"recipe": stage.recipe, "lr": stage.lr, "steps": stage.steps})
+        (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=2, ensure_ascii=False))
+        checkpoints.mark_complete(tmp)
 
 
 def run_stage(cfg: TrainConfig, stage: StageConfig, source: Path, stage_dir: Path, processor, streams, log) -> Path:
