@@ -175,3 +175,62 @@ def test_bad_input_is_one_line_and_exit_2(case, cauldron, tmp_path, capsys):
     assert err.startswith("smvl data: error:") and "\n" not in err, err
     assert {"missing folder": "nowhere", "unknown subset": "nosuchsubset", "unreachable endpoint": "unreachable",
             "bad policy": "policy"}[case] in err
+
+
+@pytest.mark.parametrize("source, translation, reason", [
+    ("How many in 2019?", "2019年有多少？", None),
+    ("How many in 2019?", "有多少？", "numbers lost"),
+    ("It costs 1,000 dollars.", "它花费1000美元。", None),
+    ("Choices:\nA. cat\nB. dog", "选项：\nA. 猫\nB. 狗", None),
+    ("Choices:\nA. cat\nB. dog", "选项：\n猫\n狗", "option letters lost"),
+    ("The answer is (C).", "答案是 C。", "option letters lost"),
+    ("Answer: C", "答案：C", None),
+    ("What is in the picture?", "What is in the picture?", "not Chinese"),
+    ("What is in the picture?", "抱歉，我无法翻译这句话。", "refusal or commentary"),
+    ("What is in the picture?", "   ", "empty translation"),
+    ("What is the name of the tallest building in the picture?", "名字", "length ratio"),
+    ("What is in the picture?", "图片里有什么？" * 10, "length ratio"),
+])
+def test_validation_names_the_reason(source, translation, reason):
+    from smvl.data.translate.validate import rejection
+
+    assert rejection(source, translation) == reason
+
+
+def test_yes_no_maps_the_same_in_every_policy_and_ocr_answers_stay():
+    from smvl.data.sample import Sample
+    from smvl.data.translate.texts import fixed_translation, texts_to_translate
+
+    sample = Sample([{"role": "user", "content": "Is the sign red?"}, {"role": "assistant", "content": "Yes."},
+                     {"role": "user", "content": "What does it say?"}, {"role": "assistant", "content": "STOP"}])
+    assert texts_to_translate(sample, "both") == [(0, "Is the sign red?"), (1, "Yes."), (2, "What does it say?"),
+                                                  (3, "STOP")]
+    assert texts_to_translate(sample, "question") == [(0, "Is the sign red?"), (1, "Yes."), (2, "What does it say?")]
+    assert texts_to_translate(sample, "keep") == []
+    assert [fixed_translation(t) for t in ("Yes.", "no", "B", "12.5%", "(C)", "Blue")] == ["是", "否", "B", "12.5%",
+                                                                                          "(C)", None]
+
+
+def test_a_jsonl_image_can_reference_a_parquet_row(cauldron, tmp_path):
+    from smvl.data.skips import SkipLog
+    from smvl.data.sources import open_source
+
+    parquet = next((cauldron / "nlvr2").glob("*.parquet"))
+    record = {"messages": [{"role": "user", "content": "<image><image>Same?"}, {"role": "assistant", "content": "否"}]}
+    lines = [{**record, "id": "ok", "images": [{"parquet": str(parquet), "row": 3, "index": 1},
+                                               {"parquet": os.path.relpath(parquet, tmp_path), "row": 0}]},
+             {**record, "id": "past the end", "images": [{"parquet": str(parquet), "row": 20, "index": 0}] * 2},
+             {**record, "id": "no such image", "images": [{"parquet": str(parquet), "row": 3, "index": 2}] * 2},
+             {**record, "id": "no such file", "images": [{"parquet": "nowhere.parquet", "row": 0}] * 2}]
+    path = tmp_path / "refs.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    skips = SkipLog(max_fraction=1.0)
+    (sample,) = list(open_source(str(path), holdout=0, skips=skips))
+    import pyarrow.parquet as pq
+
+    from smvl.data.images import load_image
+
+    rows = pq.read_table(parquet).to_pylist()
+    want = [load_image(rows[3]["images"][1]), load_image(rows[0]["images"][0])]
+    assert [im.tobytes() for im in sample.images] == [im.tobytes() for im in want]
+    assert skips.by_reason == {"bad image reference": 2, "missing image file": 1}

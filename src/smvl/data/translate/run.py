@@ -158,7 +158,7 @@ class Run:
                 task.result()  # a fatal error (the endpoint refused us) ends the run here
             u = self.report.usage
             bar.update(len(done))
-            bar.set_postfix(tokens=f"{u.prompt_tokens + u.completion_tokens:,}", refused=sum(
+            bar.set_postfix(tokens=f"{u.prompt_tokens + u.completion_tokens:,}", rejected=sum(
                 self.report.rejected.values()), refresh=False)
 
         try:

@@ -14,20 +14,30 @@ WORD = re.compile(r"[A-Za-z]{2,}")
 def fixed_translation(text: str) -> str | None:
     """The translation of a text that needs no translator: yes/no, or nothing but letters-as-labels, numbers,
     units-free symbols ("B", "12.5", "(C)", "3/4"); None when the translator is needed."""
-    word = text.strip().rstrip(".!").strip().lower()
-    if word in YES_NO:
-        return YES_NO[word]
+    if _is_yes_no(text):
+        return YES_NO[text.strip().rstrip(".!").strip().lower()]
     if not WORD.search(text):
         return text
     return None
 
 
 def texts_to_translate(sample: Sample, mode: str) -> list[tuple[int, str]]:
-    """(message index, text) of every turn `mode` translates: user turns for "question", every turn for "both"."""
+    """(message index, text) of every turn `mode` translates: every turn for "both"; for "question" the user turns,
+    and answers that are yes/no (mapped, never asked: 是/否 must not depend on the subset)."""
     if mode == "keep":
         return []
-    roles = ("user", "system") if mode == "question" else ("user", "system", "assistant")
-    return [(i, text_of(m)) for i, m in enumerate(sample.messages) if m["role"] in roles and text_of(m).strip()]
+    chosen = []
+    for i, m in enumerate(sample.messages):
+        text = text_of(m)
+        if not text.strip():
+            continue
+        if m["role"] != "assistant" or mode == "both" or _is_yes_no(text):
+            chosen.append((i, text))
+    return chosen
+
+
+def _is_yes_no(text: str) -> bool:
+    return text.strip().rstrip(".!").strip().lower() in YES_NO
 
 
 def with_translations(sample: Sample, translated: dict[int, str]) -> list[dict]:
