@@ -152,12 +152,32 @@ def test_smvl_serve_garbage_is_rejected_counted_and_never_written(loaded, cauldr
     with running(build_app(*loaded, Settings(model_name="smvl"))) as url:
         report = run_json(translate(cauldron, out, url, "--subsets", "cocoqa,ai2d", "--limit", "8", model="smvl"),
                           capsys)
-    assert report["written"] == 0 and report["rejected_total"] == 8
+    assert report["written"] == 0 and report["rejected_total"] == 8 and "request failed" not in report["rejected"]
     assert report["usage"]["requests"] == report["texts_asked"] > 0 and report["usage"]["completion_tokens"] > 0
     assert not out.read_text()
 
 
-@pytest.mark.parametrize("case", ["missing folder", "unknown subset", "unreachable endpoint", "bad policy"])
+def test_an_endpoint_refusing_the_key_or_the_model_stops_the_run_in_one_line(loaded, cauldron, tmp_path,  # noqa: F811
+                                                                            capsys, monkeypatch):
+    from smvl.serve.app import build_app
+    from smvl.serve.settings import Settings
+
+    monkeypatch.setenv("SMVL_TEST_KEY", "wrong")
+    with running(build_app(*loaded, Settings(model_name="smvl", api_key="sekret"))) as url:
+        capsys.readouterr()
+        assert main(translate(cauldron, tmp_path / "zh.jsonl", url, "--limit", "4", "--api-key-env",
+                              "SMVL_TEST_KEY", model="smvl")) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "(401)" in err, err
+    with running(build_app(*loaded, Settings(model_name="smvl"))) as url:
+        capsys.readouterr()
+        assert main(translate(cauldron, tmp_path / "zh.jsonl", url, "--limit", "4", model="gpt-9")) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "(404)" in err and "gpt-9" in err, err
+
+
+@pytest.mark.parametrize("case", ["missing folder", "unknown subset", "unreachable endpoint", "bad policy",
+                                  "unset key variable"])
 def test_bad_input_is_one_line_and_exit_2(case, cauldron, tmp_path, capsys):
     source, url, extra = str(cauldron), "http://127.0.0.1:9", []
     if case == "missing folder":
@@ -166,6 +186,8 @@ def test_bad_input_is_one_line_and_exit_2(case, cauldron, tmp_path, capsys):
         extra = ["--subsets", "cocoqa,nosuchsubset"]
     elif case == "unreachable endpoint":
         url = f"http://127.0.0.1:{free_port()}"
+    elif case == "unset key variable":
+        extra = ["--api-key-env", "SMVL_TEST_NO_SUCH_KEY"]
     else:
         (tmp_path / "policy.yaml").write_text("translate: [cocoqa]\n")
         extra = ["--policy", str(tmp_path / "policy.yaml")]
@@ -174,7 +196,7 @@ def test_bad_input_is_one_line_and_exit_2(case, cauldron, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("smvl data: error:") and "\n" not in err, err
     assert {"missing folder": "nowhere", "unknown subset": "nosuchsubset", "unreachable endpoint": "unreachable",
-            "bad policy": "policy"}[case] in err
+            "bad policy": "policy", "unset key variable": "SMVL_TEST_NO_SUCH_KEY"}[case] in err
 
 
 @pytest.mark.parametrize("source, translation, reason", [
