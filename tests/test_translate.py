@@ -117,6 +117,19 @@ def test_misbehaving_server_is_retried_rejected_by_reason_and_never_paid_twice(c
     assert len(records(out)) == ROWS
 
 
+def answers(cache: Path) -> int:
+    """Answers committed to the cache so far by another process (0 before it has made the table)."""
+    import sqlite3
+
+    if not cache.is_file():
+        return 0
+    try:
+        with sqlite3.connect(cache, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
 def test_kill_9_mid_run_then_rerun_pays_only_for_requests_in_flight(cauldron, tmp_path, capsys):
     app = translator_app(delay=0.3)
     out = tmp_path / "zh.jsonl"
@@ -126,10 +139,9 @@ def test_kill_9_mid_run_then_rerun_pays_only_for_requests_in_flight(cauldron, tm
         env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
         child = subprocess.Popen([sys.executable, "-m", "smvl", *args], env=env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE)
-        cache = out.with_name(out.name + ".cache.jsonl")
+        cache = out.with_name(out.name + ".cache.sqlite")
         deadline = time.time() + 120
-        while time.time() < deadline and child.poll() is None and (
-                not cache.is_file() or len(cache.read_bytes().splitlines()) < 6):
+        while time.time() < deadline and child.poll() is None and answers(cache) < 6:
             time.sleep(0.05)
         assert child.poll() is None, child.stderr.read().decode()
         os.kill(child.pid, signal.SIGKILL)

@@ -96,7 +96,7 @@ def register(sub) -> None:
     t.add_argument("--subsets", default="all", help="comma-separated subset names, or all")
     t.add_argument("--prompt", help="the system prompt file (default: the shipped data/prompts/translate.md)")
     t.add_argument("--policy", help="a per-subset policy YAML (default: the shipped data/translate/policy.yaml)")
-    t.add_argument("--cache", help="the translation cache (default: OUT.cache.jsonl)")
+    t.add_argument("--cache", help="the translation cache (SQLite, default: OUT.cache.sqlite)")
     t.add_argument("--retry-rejected", action="store_true", help="ask again for texts whose translation was "
                                                                   "rejected in an earlier run")
     t.add_argument("--timeout", type=float, default=120.0, help="seconds per request (%(default)s)")

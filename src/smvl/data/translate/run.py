@@ -40,7 +40,7 @@ class TranslateOptions:
     subsets: str = "all"
     prompt: Path | None = None
     policy: Path | None = None
-    cache: Path | None = None  # default: <out>.cache.jsonl
+    cache: Path | None = None  # default: <out>.cache.sqlite
     retry_rejected: bool = False
     timeout: float = 120.0
     retries: int = 6
@@ -90,7 +90,7 @@ class Run:
         self.options, self.folder, self.prompt, self.policy = options, folder, prompt, policy
         self.report = Report()
         out = Path(options.out)
-        self.cache = Cache(options.cache or out.with_name(out.name + ".cache.jsonl"), options.retry_rejected)
+        self.cache = Cache(options.cache or out.with_name(out.name + ".cache.sqlite"), options.retry_rejected)
         self.output = Output(out)
         api_key = os.environ.get(options.api_key_env) if options.api_key_env else None
         self.translator = Translator(options.endpoint, options.model, prompt, api_key, options.concurrency,
