@@ -154,8 +154,9 @@ class Run:
         pending: set[asyncio.Task] = set()
 
         def finished(done) -> None:
-            for task in done:
-                task.result()  # a fatal error (the endpoint refused us) ends the run here
+            errors = [task.exception() for task in done]  # every one retrieved, or asyncio logs them at exit
+            if any(errors):
+                raise next(e for e in errors if e)  # a fatal error (the endpoint refused us) ends the run here
             u = self.report.usage
             bar.update(len(done))
             bar.set_postfix(tokens=f"{u.prompt_tokens + u.completion_tokens:,}", rejected=sum(
@@ -181,6 +182,7 @@ class Run:
         finally:
             for task in pending:
                 task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             bar.close()
             self.cache.close()
             self.output.close()
