@@ -66,7 +66,8 @@ TRAIN_MAX_LENGTH = 1024
 
 
 def register(sub) -> None:
-    data = sub.add_parser("data", help="look at and translate data sources").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="look at and translate data sources").add_subparsers(dest="data_command",
+                                                                                            required=True)
     p = data.add_parser("inspect", help="counts, token lengths, truncation at --max-length, one rendered sample")
     p.add_argument("source", help="synthetic | file.jsonl | file.json | cauldron folder | cauldron:<subsets>")
     p.add_argument("--model", help="a model folder or hub id whose processor to use")
