@@ -1,4 +1,4 @@
-"""`smvl data inspect SOURCE`."""
+"""`smvl data inspect SOURCE` and `smvl data translate SOURCE`."""
 
 from __future__ import annotations
 
@@ -46,13 +46,28 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_translate(args) -> int:
+    from pathlib import Path
+
+    from smvl.data.translate.run import TranslateOptions, print_report, translate
+
+    report = translate(TranslateOptions(
+        source=args.source, out=Path(args.out), endpoint=args.endpoint, model=args.model,
+        api_key_env=args.api_key_env, concurrency=args.concurrency, limit=args.limit, subsets=args.subsets,
+        prompt=args.prompt, policy=args.policy, cache=args.cache, retry_rejected=args.retry_rejected,
+        timeout=args.timeout, retries=args.retries, backoff=args.backoff, progress=not args.no_progress))
+    print_report(report, args.json)
+    return 0
+
+
 # Training's default (data.max_length), so that inspecting without options shows what `smvl train` would do; the
 # data layer cannot import train's config, so a test keeps the two equal.
 TRAIN_MAX_LENGTH = 1024
 
 
 def register(sub) -> None:
-    data = sub.add_parser("data", help="look at data sources").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="look at and translate data sources").add_subparsers(dest="data_command",
+                                                                                            required=True)
     p = data.add_parser("inspect", help="counts, token lengths, truncation at --max-length, one rendered sample")
     p.add_argument("source", help="synthetic | file.jsonl | file.json | cauldron folder | cauldron:<subsets>")
     p.add_argument("--model", help="a model folder or hub id whose processor to use")
@@ -69,3 +84,25 @@ def register(sub) -> None:
     p.add_argument("--bench", action="store_true", help="time loading + processing instead")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers for --bench")
     p.set_defaults(func=cmd_inspect)
+
+    t = data.add_parser("translate", help="translate a the_cauldron folder into Chinese JSONL through an "
+                                          "OpenAI-compatible endpoint")
+    t.add_argument("source", help="a local the_cauldron folder, <root>/<subset>/*.parquet")
+    t.add_argument("--out", required=True, help="the JSONL to write (or to resume: ids already in it are skipped)")
+    t.add_argument("--endpoint", required=True, help="an OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    t.add_argument("--model", required=True, help="the model name to ask the endpoint for")
+    t.add_argument("--api-key-env", help="the environment variable holding the endpoint's API key")
+    t.add_argument("--concurrency", type=int, default=8, help="requests in flight at most (%(default)s)")
+    t.add_argument("--limit", type=int, help="translate the first N samples only (of the interleaved subsets)")
+    t.add_argument("--subsets", default="all", help="comma-separated subset names, or all")
+    t.add_argument("--prompt", help="the system prompt file (default: the shipped data/prompts/translate.md)")
+    t.add_argument("--policy", help="a per-subset policy YAML (default: the shipped data/translate/policy.yaml)")
+    t.add_argument("--cache", help="the translation cache (SQLite, default: OUT.cache.sqlite)")
+    t.add_argument("--retry-rejected", action="store_true", help="ask again for texts whose translation was "
+                                                                  "rejected in an earlier run")
+    t.add_argument("--timeout", type=float, default=120.0, help="seconds per request (%(default)s)")
+    t.add_argument("--retries", type=int, default=6, help="tries after the first on 429/5xx/timeouts")
+    t.add_argument("--backoff", type=float, default=1.0, help="first retry's wait in seconds, doubled each time")
+    t.add_argument("--json", action="store_true", help="print the report as JSON")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_translate)

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from smvl.data.lazy import ImageRef, decode
+from smvl.data.parquet_ref import is_parquet_ref, resolve_parquet_ref
 from smvl.data.sample import BadSample, Sample
 
 IMAGE_MARKER = "<image>"
@@ -55,6 +56,8 @@ def build_sample(messages: list, images: list, sid: str, source: str, base_dir: 
     sample = Sample([normalise_message(m) for m in messages], [], id=sid, source=source)
     if sample.image_parts() != len(images or []):
         raise BadSample("image count mismatch", f"{sample.image_parts()} <image> markers, {len(images or [])} images")
-    sample.images = [ImageRef(ref, base_dir) for ref in images or []]
+    # A parquet reference becomes bytes now, in file order: resolved after a shuffle, each would read a row group.
+    sample.images = [ImageRef(resolve_parquet_ref(ref, base_dir) if is_parquet_ref(ref) else ref, base_dir)
+                     for ref in images or []]
     sample.validate()
     return sample if lazy else decode(sample)

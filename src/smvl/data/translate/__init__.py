@@ -1,0 +1,1 @@
+"""`smvl data translate`: a the_cauldron-shaped source into Chinese JSONL through an OpenAI-compatible endpoint."""

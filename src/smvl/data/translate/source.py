@@ -1,0 +1,54 @@
+"""The samples of a local the_cauldron folder, each with references to its images' places in the parquet files."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from pathlib import Path
+
+from smvl.data.cauldron import cauldron_samples
+from smvl.data.sample import Sample
+from smvl.data.skips import SkipLog
+from smvl.errors import UserError
+
+
+class CauldronFolder:
+    def __init__(self, root: str | Path, subsets: str = "all"):
+        from smvl.data.cauldron import local_subsets
+        from smvl.data.sources import check_source
+
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise UserError(f"{root}: translate reads a local the_cauldron folder (<root>/<subset>/*.parquet), "
+                            "and there is no such folder")
+        check_source(str(self.root), subsets)
+        self.subsets = local_subsets(self.root) if subsets == "all" else [
+            s.strip() for s in subsets.split(",") if s.strip()]
+        self._files: dict[str, tuple[list[Path], list[int]]] = {}
+
+    def _layout(self, subset: str) -> tuple[list[Path], list[int]]:
+        """The subset's parquet files in reading order, and the subset row index each one starts at."""
+        if subset not in self._files:
+            import pyarrow.parquet as pq
+
+            files = sorted((self.root / subset).glob("*.parquet"))
+            starts = [0]
+            for f in files:
+                starts.append(starts[-1] + pq.ParquetFile(f).metadata.num_rows)
+            self._files[subset] = (files, starts)
+        return self._files[subset]
+
+    def size(self) -> int:
+        return sum(self._layout(s)[1][-1] for s in self.subsets)
+
+    def image_refs(self, subset: str, index: int, count: int) -> list[dict]:
+        files, starts = self._layout(subset)
+        k = bisect.bisect_right(starts, index) - 1
+        path = str(files[k].resolve())
+        return [{"parquet": path, "row": index - starts[k], "index": i} for i in range(count)]
+
+    def samples(self, limit: int | None, skips: SkipLog) -> Iterator[Sample]:
+        """Every row of the chosen subsets, interleaved in proportion to their sizes as training reads them; images
+        stay undecoded (only their places are written)."""
+        return cauldron_samples(self.root, ",".join(self.subsets), "train", 0, None, 0, limit, True, skips,
+                                lazy=True)
