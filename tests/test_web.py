@@ -53,13 +53,14 @@ def serving(loaded, **settings):
 
 class Page:
     """A page at `url` with what it sent to /v1/chat/completions (`bodies`, `headers`), every URL it asked for,
-    and the problems it logged (script errors, refused resources, Content-Security-Policy violations)."""
+    the requests that were cut off (`aborted`), and the problems it logged (script errors, refused resources, Content-Security-Policy violations)."""
 
     def __init__(self, browser, url: str, width: int = 1280, height: int = 800):
         self.context = browser.new_context(viewport={"width": width, "height": height})
         self.page = self.context.new_page()
-        self.bodies, self.headers, self.urls, self.problems = [], [], [], []
+        self.bodies, self.headers, self.urls, self.problems, self.aborted = [], [], [], [], []
         self.page.on("request", self._request)
+        self.page.on("requestfailed", lambda r: self.aborted.append(r.url))
         self.page.on("console", lambda m: self.problems.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.problems.append(str(e)))
         self.page.on("dialog", lambda d: self.problems.append(f"dialog: {d.message}"))
@@ -146,6 +147,24 @@ def test_two_turns_send_the_whole_history_with_the_image_in_the_turn_that_attach
     assert not p.problems, p.problems
 
 
+def test_an_image_can_be_pasted_or_dropped_onto_the_page(loaded, browser):
+    with serving(loaded) as (url, _):
+        p = Page(browser, url)
+        p.page.evaluate("""async (b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const file = () => new File([bytes], "a.png", {type: "image/png"});
+            const pasted = new DataTransfer(), dropped = new DataTransfer();
+            pasted.items.add(file());
+            dropped.items.add(file());
+            document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: pasted, bubbles: true}));
+            document.querySelector("main").dispatchEvent(new DragEvent("drop", {dataTransfer: dropped, bubbles: true}));
+        }""", base64.b64encode(png()).decode())
+        p.page.locator("#pending img.thumb").nth(1).wait_for()
+        previews = p.page.eval_on_selector_all("#pending img.thumb", "imgs => imgs.map(i => i.src)")
+        p.close()
+    assert previews == ["data:image/png;base64," + base64.b64encode(png()).decode()] * 2
+
+
 def test_the_answer_grows_as_the_stream_arrives(loaded, browser):
     with serving(loaded, default_max_tokens=60) as (url, _):
         p = Page(browser, url)
@@ -208,13 +227,20 @@ def test_clear_empties_the_conversation(loaded, browser):
         p.ask("图中有几个物体？")
         p.wait_done(1)
         assert p.page.is_hidden("#welcome")
+        p.page.unroute(COMPLETIONS)
+        p.page.route(COMPLETIONS, lambda route: None)  # never answered: cleared while it streams
+        p.ask("再问一个")
+        p.page.locator(".turn.assistant[data-state='streaming']").wait_for()
         p.page.click("#clear")
         assert p.page.eval_on_selector_all(".turn", "n => n.length") == 0 and p.page.is_visible("#welcome")
+        assert p.page.is_visible("#send")
+        p.page.unroute(COMPLETIONS)
+        fake_stream(p.page, {"content": "你好"})
         p.ask("你好")
         p.wait_done(1)
         p.close()
-    assert [len(b["messages"]) for b in p.bodies] == [1, 1]
-    assert user_text(p.bodies[1]["messages"][0]) == "你好"
+    assert [len(b["messages"]) for b in p.bodies] == [1, 3, 1] and p.aborted == [url + "/v1/chat/completions"]
+    assert user_text(p.bodies[2]["messages"][0]) == "你好"
     assert not p.problems, p.problems
 
 
