@@ -19,14 +19,14 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 
 from smvl.serve.bodies import Bodies, busy, parse_json
 from smvl.serve.errors import APIError, install_handlers
+from smvl.serve.example import example
 from smvl.serve.guard import check_host, check_json, check_key
+from smvl.serve.page import load_page
 from smvl.serve.requests import parse_chat_request
 from smvl.serve.responses import chunk, completion, event, finish_reason, new_id, usage
 from smvl.serve.settings import Settings
 from smvl.serve.thinking import ThinkingSplitter, split
 from smvl.serve.worker import Worker
-
-PAGE = Path(__file__).with_name("page.html")
 
 
 def create_app(model_dir, settings: Settings | None = None) -> FastAPI:
@@ -54,7 +54,7 @@ def build_app(model, processor, settings: Settings) -> FastAPI:
     """The app for an already loaded model (tests and callers that load once and serve several apps)."""
     name = settings.model_name or "smvl"
     worker = Worker(model, processor, settings)
-    page = PAGE.read_text(encoding="utf-8")
+    page, page_headers = load_page()
 
     @asynccontextmanager
     async def lifespan(app):
@@ -81,7 +81,11 @@ def build_app(model, processor, settings: Settings) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     async def web_page():
-        return page
+        return HTMLResponse(page, headers=page_headers)
+
+    @app.get("/example.json")  # no key: the page shows it before the user has typed one, and it is public data
+    async def example_json():
+        return await asyncio.to_thread(example)
 
     @app.get("/v1/models", dependencies=[Depends(authenticate)])
     async def models():
