@@ -26,7 +26,8 @@ def stops_at_once(tiny_model, folder):
         inputs = inputs_for(model, processor, [req.messages], [req.images])
         firsts.add(int(model.generate(**inputs, **sampling(max_new_tokens=1))[0, -1]))
     config = json.loads((folder / "generation_config.json").read_text())
-    (folder / "generation_config.json").write_text(json.dumps({**config, "eos_token_id": sorted(firsts | set(config["eos_token_id"]))}))
+    ends = sorted(firsts | set(config["eos_token_id"]))
+    (folder / "generation_config.json").write_text(json.dumps({**config, "eos_token_id": ends}))
     return folder
 
 

@@ -35,7 +35,8 @@ BATCH_WAIT_CAP = 10  # x batch_wait_ms: the longest a batch waits for requests s
 class _Job:
     row: Row
     options: dict  # sampling settings, shared by a batch
-    send: Callable[[object], None]  # to the request's queue on the event loop: str pieces, then an APIError or nothing, then None
+    # To the request's queue on the event loop: str pieces, then an APIError or nothing, then None.
+    send: Callable[[object], None]
     release: bool  # whether the slot is released when generation ends (streams; plain answers release their own)
 
     @property
