@@ -187,6 +187,10 @@ def concurrency_levels(text: str) -> list[int]:
 
 
 def cmd_serve(args) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("openai") is None:
+        raise UserError("the openai package is not installed (pip install 'smvl[serve]' or pip install openai)")
     levels = concurrency_levels(args.concurrency)
     if args.requests < 1 or args.max_tokens < 1 or (args.max_batch is not None and args.max_batch < 1):
         raise UserError("--requests, --max-tokens and --max-batch must be at least 1")
