@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 
 import httpx
 import openai
@@ -21,25 +20,18 @@ SAID = "<think>\nplan a \n b\n</think>\n\nThe answer. "
 PIECES = ["<th", "ink>", "\nplan", " a \n", " b\n</", "think>\n", "\nThe ", "answer. "]
 
 
-class Scripted:
-    """Stands in for smvl.infer.generate.Generation: says PIECES whatever it is asked."""
-
-    def __init__(self, model, processor, inputs, cancel=None, **options):
-        self.prompt_tokens = int(inputs["input_ids"].shape[1])
-        self.cancelled = cancel or threading.Event()
-        self.completion_tokens, self.finish_reason = len(PIECES), "stop"
-
-    def __iter__(self):
-        yield from PIECES
-
-    def text(self) -> str:
-        return "".join(self).strip()
+def scripted(model, processor, rows, **options):
+    """Stands in for smvl.infer.rows.generate_rows: every row says PIECES whatever it is asked."""
+    for row in rows:
+        for piece in PIECES:
+            row.sink(piece)
+        row.token_ids[:], row.finish_reason = list(range(len(PIECES))), "stop"
 
 
 @pytest.fixture(scope="module")
 def server(loaded):
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("smvl.serve.worker.Generation", Scripted)
+        patch.setattr("smvl.serve.worker.generate_rows", scripted)
         with running(build_app(*loaded, Settings(model_name="m", max_tokens=8))) as url:
             yield url
 

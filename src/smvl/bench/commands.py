@@ -9,12 +9,14 @@ import importlib
 
 BENCH_MODULES = [
     "smvl.bench.generate",
+    "smvl.bench.serve",
     "smvl.bench.train",
 ]
 
 
 def register(sub) -> None:
-    bench = sub.add_parser("bench", help="benchmarks (generation speed, training step vs the reference recipe)")
+    bench = sub.add_parser("bench", help="benchmarks (generation speed, server throughput, training step vs the "
+                                          "reference recipe)")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
     for name in BENCH_MODULES:
         importlib.import_module(name).register(bench_sub)

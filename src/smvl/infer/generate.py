@@ -11,6 +11,7 @@ from PIL import Image
 from transformers import StoppingCriteriaList, TextIteratorStreamer
 
 from smvl.errors import UserError
+from smvl.infer.decode import TextDecoder
 
 
 def pick_device(device: str = "auto") -> str:
@@ -97,15 +98,12 @@ def generate_batch(model, processor, conversations: list[list[dict]], images: li
 
 
 class _Streamer(TextIteratorStreamer):
-    """Text as soon as it is complete characters (TextIteratorStreamer waits for a space or a CJK ideograph,
-    which holds back Chinese punctuation and unspaced text); records the generated ids for usage counts.
-
-    Byte-level BPE (Qwen's) decodes a prefix stably except for a character cut mid-UTF-8.
-    """
+    """Text as soon as it is complete characters (see TextDecoder); records the generated ids for usage counts."""
 
     def __init__(self, tokenizer, token_ids: list[int]):
         super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
         self.token_ids = token_ids
+        self.decoder = TextDecoder(tokenizer)
 
     def put(self, value) -> None:
         if self.next_tokens_are_prompt:
@@ -113,15 +111,12 @@ class _Streamer(TextIteratorStreamer):
             return
         ids = value.reshape(-1).tolist()
         self.token_ids += ids
-        self.token_cache += ids
-        text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
-        # A character cut mid-UTF-8 shows as up to three U+FFFD until its last byte comes; more are real garbage.
-        text = text[:len(text) - min(3, len(text) - len(text.rstrip("\ufffd")))]
-        if len(text) > self.print_len:
-            self.on_finalized_text(text[self.print_len:])
-            self.print_len = len(text)
-        if text.endswith("\n"):  # a fresh start keeps each decode short
-            self.token_cache, self.print_len = [], 0
+        if piece := self.decoder.feed(ids):
+            self.on_finalized_text(piece)
+
+    def end(self) -> None:
+        self.next_tokens_are_prompt = True
+        self.on_finalized_text(self.decoder.flush(), stream_end=True)
 
 
 class _Cancel:

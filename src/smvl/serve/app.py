@@ -1,6 +1,7 @@
 """The OpenAI-compatible API and the web page, on FastAPI.
 
-Requests are parsed and their images decoded off the event loop; generation runs on the Worker's one thread.
+Requests are parsed and their images decoded off the event loop; generation runs on the Worker's one thread,
+in batches of concurrent requests.
 A request's body is received first (within a deadline and a byte budget shared by all bodies, see bodies.py),
 then it takes a queue slot, so at most `queue_depth` parsed requests and generations are in memory at once;
 one more gets 503 at once instead of waiting in an unbounded queue.
@@ -101,7 +102,7 @@ def build_app(model, processor, settings: Settings) -> FastAPI:
             try:
                 req = await asyncio.to_thread(parse_body, raw, settings, name)
             except BaseException:
-                worker.release()
+                worker.release(arrived=False)
                 raise
         finally:
             bodies.done(raw)

@@ -28,12 +28,16 @@ def cmd_serve(args) -> int:
     from smvl.serve.app import create_app
     from smvl.serve.settings import MiB, Settings
 
-    for flag in ("queue_depth", "max_tokens", "max_prompt_tokens", "max_images", "max_image_mb", "port"):
+    flags = ("queue_depth", "max_batch", "max_tokens", "max_prompt_tokens", "max_images", "max_image_mb", "port")
+    for flag in flags:
         if getattr(args, flag) <= 0:
             raise UserError(f"--{flag.replace('_', '-')} must be positive")
+    if args.batch_wait_ms < 0:
+        raise UserError("--batch-wait-ms must not be negative")
     key = api_key(args.api_key)
     settings = Settings(model_name=args.name, api_key=key, dtype=args.dtype, device=args.device,
-                        queue_depth=args.queue_depth, max_tokens=args.max_tokens, max_images=args.max_images,
+                        queue_depth=args.queue_depth, max_batch=args.max_batch,
+                        batch_wait_ms=args.batch_wait_ms, max_tokens=args.max_tokens, max_images=args.max_images,
                         max_image_bytes=int(args.max_image_mb * MiB), max_prompt_tokens=args.max_prompt_tokens,
                         allow_local_files=args.allow_local_files, allow_remote_images=args.allow_remote_images)
     if args.host not in LOOPBACK and not key:
@@ -41,7 +45,8 @@ def cmd_serve(args) -> int:
               "can use the model", file=sys.stderr)
     app = create_app(args.model, settings)
     print(f"serving {app.state.worker.settings.model_name} on http://{args.host}:{args.port}/ "
-          f"(API at /v1, queue depth {settings.queue_depth})", file=sys.stderr)
+          f"(API at /v1, queue depth {settings.queue_depth}, batches of up to {settings.max_batch})",
+          file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
@@ -58,6 +63,11 @@ def register(sub) -> None:
                                      "Host headers are answered")
     p.add_argument("--name", help="model id reported by /v1/models (default: the folder name)")
     p.add_argument("--queue-depth", type=int, default=16, help="requests generating or waiting before 503")
+    p.add_argument("--max-batch", type=int, default=8,
+                   help="requests generated together; greedy requests batch with each other, sampled ones with "
+                        "the same temperature/top_p/top_k (default: 8)")
+    p.add_argument("--batch-wait-ms", type=float, default=20.0,
+                   help="a batch that is not full starts once no request has arrived for this long (default: 20)")
     p.add_argument("--max-tokens", type=int, default=1024, help="largest max_tokens a request may ask for")
     p.add_argument("--max-prompt-tokens", type=int, default=8192, help="prompt length after image expansion")
     p.add_argument("--max-images", type=int, default=4, help="images per request")

@@ -25,10 +25,15 @@ class ChatRequest:
     top_p: float = 1.0
     top_k: int = 0
     thinking: bool = False
+    min_tokens: int = 0  # vLLM's: no end token before this many
+    ignore_eos: bool = False  # vLLM's: generate max_tokens whatever the model says
 
-    def options(self) -> dict:
-        return {"max_new_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p,
-                "top_k": self.top_k}
+    def sampling(self) -> dict:
+        return {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k}
+
+    @property
+    def least_tokens(self) -> int:
+        return self.max_tokens if self.ignore_eos else self.min_tokens
 
 
 def _part(part, settings: Settings, images: list) -> dict:
@@ -131,6 +136,10 @@ def parse_chat_request(body, settings: Settings, model_name: str) -> ChatRequest
     if top_p == 0:
         raise APIError(400, "`top_p` must be above 0", "top_p")
     top_k = _number(body, "top_k", 0, 0, 10**6, integer=True)
+    min_tokens = _number(body, "min_tokens", 0, 0, max_tokens, integer=True)
+    ignore_eos = body.get("ignore_eos", False)
+    if not isinstance(ignore_eos, bool):
+        raise APIError(400, "`ignore_eos` must be true or false", "ignore_eos")
     stream_options = body.get("stream_options") or {}
     kwargs = body.get("chat_template_kwargs") or {}
     if not isinstance(stream_options, dict) or not isinstance(kwargs, dict):
@@ -139,4 +148,5 @@ def parse_chat_request(body, settings: Settings, model_name: str) -> ChatRequest
     messages, images = _messages(body.get("messages"), settings)
     return ChatRequest(messages, images, stream=bool(body.get("stream", False)),
                        include_usage=bool(stream_options.get("include_usage", False)), max_tokens=max_tokens,
-                       temperature=float(temperature), top_p=float(top_p), top_k=top_k, thinking=bool(thinking))
+                       temperature=float(temperature), top_p=float(top_p), top_k=top_k, thinking=bool(thinking),
+                       min_tokens=min_tokens, ignore_eos=ignore_eos)

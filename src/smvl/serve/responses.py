@@ -6,24 +6,24 @@ import json
 import time
 import uuid
 
-from smvl.infer.generate import Generation
+from smvl.infer.rows import Row
 
 
 def new_id() -> tuple[str, int]:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
 
 
-def finish_reason(generation: Generation) -> str:
+def finish_reason(generation: Row) -> str:
     # OpenAI has no "cancelled"; a stream is only cancelled once nobody is reading it.
     return "length" if generation.finish_reason == "length" else "stop"
 
 
-def usage(generation: Generation) -> dict:
+def usage(generation: Row) -> dict:
     prompt, completion = generation.prompt_tokens, generation.completion_tokens
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def completion(rid: str, created: int, model: str, text: str, generation: Generation,
+def completion(rid: str, created: int, model: str, text: str, generation: Row,
                reasoning: str | None = None) -> dict:
     message = {"role": "assistant", "content": text}
     if reasoning is not None:  # asked for thinking: the field is there, empty when the model did not think

@@ -16,7 +16,9 @@ class Settings:
     api_key: str | None = None  # when set, /v1/* needs `Authorization: Bearer KEY`
     dtype: str = "auto"
     device: str = "auto"
-    queue_depth: int = 16  # requests generating or waiting (one generates at a time); one more gets 503
+    queue_depth: int = 16  # requests generating or waiting; one more gets 503
+    max_batch: int = 8  # requests generated together (one generate() call)
+    batch_wait_ms: float = 20.0  # a batch that is not full starts once no request has arrived for this long
     max_body_bytes: int | None = None  # the whole request body; default: max_images base64 images + max_text_bytes
     max_text_bytes: int = MiB  # the body without its images' data: strings (parsed JSON costs up to ~25x this)
     max_image_bytes: int = 10 * MiB  # one image's encoded bytes (decoded base64, file or download)
