@@ -186,17 +186,22 @@ def test_a_stage_trains_on_captions_then_on_another_source(tmp_path, capsys):
     from smvl.train.run import load_config, train
 
     folder = write_caption_folder(tmp_path / "caps", n=16, fmt="tsv")
+    header, *rows = (folder / "captions.tsv").read_text(encoding="utf-8").splitlines()
+    # The bad row's skip in the run's table proves that stage 1 read the folder.
+    (folder / "captions.tsv").write_text("\n".join([header, "gone.jpg\t坏行", *rows]) + "\n", encoding="utf-8")
     write_shards(tmp_path / "shards", shards=2, per_shard=6)
     config = tmp_path / "captions.yaml"
     config.write_text(yaml.safe_dump({
-        "data": {"train": f"synthetic*1 + {tmp_path / 'shards'}/{{000000..000001}}.tar*2", "synthetic_test": 8,
-                 "max_samples": 40, "shuffle_buffer": 8},
+        "data": {"train": f"synthetic*1 + {tmp_path / 'shards'}/{{000000..000001}}.tar*2", "max_samples": 8,
+                 "holdout": 2, "shuffle_buffer": 8},
         "stages": [{"recipe": "connector", "lr": 1e-3, "steps": 2, "train": str(folder)},
                    {"recipe": "full", "lr": 1e-3, "steps": 2}],
-        "batch_size": 4, "log_every": 1, "final_eval": False, "output_dir": str(tmp_path / "run")}))
+        "batch_size": 2, "log_every": 1, "eval_every": 2, "save_every": 2, "final_eval": False,
+        "output_dir": str(tmp_path / "run")}))
     final = train(load_config(str(config), []))
     out = capsys.readouterr().out
     assert f"trains on {folder}" in out and (final / "model.safetensors").is_file()
+    assert "missing image file" in out and "captions.tsv:2" in out
     provenance = json.loads((final / "smvl.json").read_text())
     assert [s["recipe"] for s in provenance["stages"]] == ["connector", "full"]
 

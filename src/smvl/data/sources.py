@@ -106,7 +106,8 @@ def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, s
         from smvl.data.mixing import weighted_interleave
 
         parts = mixture_parts(spec)
-        streams = {f"{i}:{name}": open_source(name, **options) for i, (name, _) in enumerate(parts)}
+        streams = {f"{i}:{name}": open_source(name, **options, max_samples=max_samples)
+                   for i, (name, _) in enumerate(parts)}
         weights_by_name = {key: w for key, (_, w) in zip(streams, parts)}
         return _capped(weighted_interleave(streams, weights_by_name, seed), cap)
     hub = _hub_folder(spec, subsets)
