@@ -127,6 +127,19 @@ def test_unpaired_keys_bad_members_and_broken_shards_are_counted(tmp_path):
                                        "not a regular file": 2, "shard failed to read": 2})
 
 
+def test_a_shard_that_is_a_fifo_or_a_device_is_skipped_never_read(tmp_path):
+    """A FIFO would block a plain open forever and /dev/zero would never end."""
+    import os
+
+    folder = tmp_path / "shards"
+    write_shards(folder, shards=1, per_shard=40)
+    os.mkfifo(folder / "000001.tar")
+    (folder / "000002.tar").symlink_to("/dev/zero")
+    skips = SkipLog(max_fraction=1.0)
+    assert len(list(open_source(str(folder), holdout=0, skips=skips))) == 40
+    assert dict(skips.by_reason) == {"not a regular file": 2}
+
+
 def test_a_huge_shard_is_streamed_not_read_whole(tmp_path):
     """A 96 MB member nobody asked for and a 2 MB caption sit in the shard: samples come out, and peak memory
     stays far below the shard's size."""

@@ -231,7 +231,7 @@ def _shard_samples(file_no: int, path: Path, plan: _Plan, seed: int, skips: Skip
                     continue
                 skips.ok()
                 yield sample
-    except (TooManySkipped, GeneratorExit):
+    except TooManySkipped:
         raise
     except BadSample as exc:
         skips.skip(path.name, exc.reason)
