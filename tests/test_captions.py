@@ -194,10 +194,8 @@ def test_data_inspect_shows_a_caption_sample_from_a_folder_and_from_shards(tmp_p
 
 
 def test_a_stage_trains_on_captions_then_on_another_source(tmp_path, capsys):
-    """The tiny preset: stage 1 (connector) on a caption folder, stage 2 on WebDataset shards mixed with the
+    """`smvl train` on the tiny preset: stage 1 (connector) on a caption folder, stage 2 on WebDataset shards mixed with the
     synthetic set; evaluation stays on the synthetic set's held-out part."""
-    from smvl.train.run import load_config, train
-
     folder = write_caption_folder(tmp_path / "caps", n=16, fmt="tsv")
     header, *rows = (folder / "captions.tsv").read_text(encoding="utf-8").splitlines()
     # The bad row's skip in the run's table proves that stage 1 read the folder.
@@ -211,8 +209,8 @@ def test_a_stage_trains_on_captions_then_on_another_source(tmp_path, capsys):
                    {"recipe": "full", "lr": 1e-3, "steps": 2}],
         "batch_size": 2, "log_every": 1, "eval_every": 2, "save_every": 2, "final_eval": False,
         "output_dir": str(tmp_path / "run")}))
-    final = train(load_config(str(config), []))
-    out = capsys.readouterr().out
+    assert main(["train", str(config)]) == 0
+    final, out = tmp_path / "run" / "final", capsys.readouterr().out
     assert f"trains on {folder}" in out and (final / "model.safetensors").is_file()
     assert "missing image file" in out and "captions.tsv:2" in out
     provenance = json.loads((final / "smvl.json").read_text())
