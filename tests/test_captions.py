@@ -194,8 +194,8 @@ def test_data_inspect_shows_a_caption_sample_from_a_folder_and_from_shards(tmp_p
 
 
 def test_a_stage_trains_on_captions_then_on_another_source(tmp_path, capsys):
-    """`smvl train` on the tiny preset: stage 1 (connector) on a caption folder, stage 2 on WebDataset shards mixed with the
-    synthetic set; evaluation stays on the synthetic set's held-out part."""
+    """`smvl train` on the tiny preset: stage 1 (connector) on a caption folder, stage 2 on WebDataset shards mixed
+    with the synthetic set; both are evaluated on the mixture's held-out part."""
     folder = write_caption_folder(tmp_path / "caps", n=16, fmt="tsv")
     header, *rows = (folder / "captions.tsv").read_text(encoding="utf-8").splitlines()
     # The bad row's skip in the run's table proves that stage 1 read the folder.

@@ -26,8 +26,8 @@ from conftest import build_real_fake
 
 REPO = Path(__file__).resolve().parents[1]
 CHANGED = {"model.vision", "model.text", "data.train", "data.eval", "data.text_only", "data.text_only_ratio",
-           "data.num_workers", "data.holdout", "data.shuffle_buffer", "steps", "stages.steps", "stages.train", "grad_accum",
-           "eval_every", "save_every", "final_eval_samples", "output_dir", "report_to"}
+           "data.num_workers", "data.holdout", "data.shuffle_buffer", "steps", "stages.steps", "stages.train",
+           "grad_accum", "eval_every", "save_every", "final_eval_samples", "output_dir", "report_to"}
 
 pytestmark = pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 

@@ -7,7 +7,7 @@
 | `path/folder` | a local the_cauldron download, `<folder>/<subset>/*.parquet` |
 | `cauldron:cocoqa,ai2d` or `HuggingFaceM4/the_cauldron` | the hub dataset through `datasets` |
 | `path/folder` with `captions.jsonl/.csv/.tsv`, `path/captions.csv` | image-caption pairs (`smvl.data.captions`) |
-| `shards/{000000..000099}.tar`, `shards/*.tar`, a folder of `.tar` | WebDataset caption shards (`smvl.data.webdataset`) |
+| `shards/{000000..000099}.tar`, `shards/*.tar`, a folder of them | WebDataset shards (`smvl.data.webdataset`) |
 | `modelscope:AI-ModelScope/the_cauldron` | a ModelScope dataset repo, downloaded, then read as the local folder it is |
 | `a.jsonl*2 + data/the_cauldron*1` | several sources mixed by weight (`*w`, default 1), each sharded and split alike |
 
