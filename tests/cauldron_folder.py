@@ -118,3 +118,17 @@ def write_eval_file(folder: Path) -> Path:
     path = folder / "eval.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
     return path
+
+
+def write_vqa_zh(folder: Path, n: int = 8) -> Path:
+    """Chinese visual QA in our JSONL format, as `smvl data translate` writes it: the second source of zh.yaml."""
+    rng = random.Random(2)
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(n):
+        (folder / f"q{i}.jpg").write_bytes(picture(rng, (640, 480)))
+        records.append({"id": f"zh{i}", "images": [f"q{i}.jpg"], "messages": [
+            {"role": "user", "content": "<image>图中有几个圆？"}, {"role": "assistant", "content": str(6 + i % 2)}]})
+    path = folder / "vqa_zh.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
+    return path

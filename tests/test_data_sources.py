@@ -314,3 +314,21 @@ def test_a_few_clustered_bad_rows_early_do_not_stop_a_run_but_a_wreck_does():
     with pytest.raises(TooManySkipped, match="11 of 11"):
         for i in range(30):
             wreck.skip(f"w{i}", "missing image file")
+
+
+def test_a_mixture_of_sources_draws_by_weight_and_its_shards_cover_it(tmp_path):
+    """`a.jsonl*1 + folder*3`: about three cauldron rows per JSONL record while both last, and 2 shards read every
+    sample of every part once."""
+    root = tmp_path / "c"
+    write_subset(root, "cocoqa", [row(answer=f"c{i}") for i in range(60)])
+    records = [{"messages": [{"role": "user", "content": f"问题{i}"}, {"role": "assistant", "content": f"j{i}"}]}
+               for i in range(60)]
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
+    spec = f"{path}*1 + {root}*3"
+    first = [s.messages[-1]["content"][0] for s in itertools.islice(open_source(spec, holdout=0, seed=5), 40)]
+    assert 22 <= first.count("c") <= 38, first
+    halves = [[s.messages[-1]["content"] for s in open_source(spec, holdout=0, shard=(k, 2))] for k in range(2)]
+    assert sorted(halves[0] + halves[1]) == sorted([f"c{i}" for i in range(60)] + [f"j{i}" for i in range(60)])
+    with pytest.raises(UserError, match="only zero weights"):
+        list(open_source(f"{path}*0 + {root}*0"))

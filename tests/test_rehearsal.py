@@ -20,13 +20,14 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from cauldron_folder import CORRUPT, SIZES, write_cauldron, write_eval_file, write_text_only
+from caption_data import write_caption_folder
+from cauldron_folder import CORRUPT, SIZES, write_cauldron, write_eval_file, write_text_only, write_vqa_zh
 from conftest import build_real_fake
 
 REPO = Path(__file__).resolve().parents[1]
 CHANGED = {"model.vision", "model.text", "data.train", "data.eval", "data.text_only", "data.text_only_ratio",
-           "data.num_workers", "data.holdout", "data.shuffle_buffer", "steps", "stages.steps", "grad_accum",
-           "eval_every", "save_every", "final_eval_samples", "output_dir", "report_to"}
+           "data.num_workers", "data.holdout", "data.shuffle_buffer", "steps", "stages.steps", "stages.train",
+           "grad_accum", "eval_every", "save_every", "final_eval_samples", "output_dir", "report_to"}
 
 pytestmark = pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 
@@ -36,7 +37,8 @@ def rehearsal(assets, tmp_path_factory):
     root = tmp_path_factory.mktemp("rehearsal")
     return SimpleNamespace(root=root, sources=build_real_fake(assets, root / "sources", layers=2),
                            data=write_cauldron(root / "the_cauldron"), text=write_text_only(root / "text.jsonl"),
-                           eval=write_eval_file(root / "eval-data"))
+                           eval=write_eval_file(root / "eval-data"), vqa=write_vqa_zh(root / "vqa-zh"),
+                           captions=write_caption_folder(root / "captions", n=12))
 
 
 def rehearsed_config(name: str, r, out: Path, eval_file: bool = True) -> Path:
@@ -48,6 +50,9 @@ def rehearsed_config(name: str, r, out: Path, eval_file: bool = True) -> Path:
                        shuffle_buffer=16)
     if eval_file:
         cfg["data"]["eval"] = str(r.eval)
+    if name == "zh":  # the translated VQA mixed with the_cauldron, captions for stage 1
+        cfg["data"]["train"] = f"{r.vqa}*1 + {r.data}*1"
+        cfg["stages"][0]["train"] = str(r.captions)
     if "stages" in cfg:
         for stage in cfg["stages"]:
             stage["steps"] = 1
@@ -75,9 +80,9 @@ def changed_keys(a: dict, b: dict, prefix: str = "") -> set[str]:
     return keys
 
 
-@pytest.mark.parametrize("name", ["full", "staged"])
+@pytest.mark.parametrize("name", ["full", "staged", "zh"])
 def test_rehearsal_changes_only_paths_steps_and_sizes(name, tmp_path):
-    r = SimpleNamespace(sources=tmp_path, data=tmp_path, text=tmp_path, eval=tmp_path)
+    r = SimpleNamespace(sources=tmp_path, data=tmp_path, text=tmp_path, eval=tmp_path, vqa=tmp_path, captions=tmp_path)
     shipped = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
     rehearsed = yaml.safe_load(rehearsed_config(name, r, tmp_path / "run").read_text())
     assert changed_keys(shipped, rehearsed) <= CHANGED
@@ -166,3 +171,17 @@ def test_full_and_staged_configs_train_then_eval_every_subset(rehearsal, tmp_pat
     (model,) = results["models"]
     assert set(model["per_subset"]) == set(SIZES), model["per_subset"].keys()
     assert model["n"] == len(SIZES) and model["scored"]["with_images"] == len(SIZES)
+
+
+def test_zh_config_trains_the_connector_on_captions_then_everything_on_vqa_and_the_cauldron(rehearsal, tmp_path):
+    """zh.yaml at real widths, one step a stage, in one process (the two-process path is the runs above): stage 1
+    reads the caption folder, stage 2 the translated VQA mixed with the_cauldron."""
+    out = rehearsal.root / "zh-run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    run = subprocess.run([sys.executable, "-m", "smvl", "train", str(rehearsed_config("zh", rehearsal, out))],
+                         env=env, capture_output=True, text=True, timeout=1500)
+    (rehearsal.root / "zh.log").write_text(run.stdout + "\n--- stderr ---\n" + run.stderr)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert f"trains on {rehearsal.captions}" in run.stdout
+    provenance = json.loads((out / "final" / "smvl.json").read_text())
+    assert [s["recipe"] for s in provenance["stages"]] == ["connector", "full"]

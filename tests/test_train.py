@@ -182,6 +182,9 @@ def test_shipped_configs_load_and_demo_yaml_is_the_default():
     cocoqa = load_config(str(root / "cocoqa.yaml"), ["--steps", "10"])
     assert (cocoqa.recipe, cocoqa.lr, cocoqa.batch_size, cocoqa.grad_accum, cocoqa.steps) == ("connector", 1e-4, 1, 4, 10)
     assert load_config(str(root / "full.yaml"), []).data.max_samples == 60000
+    zh = load_config(str(root / "zh.yaml"), [])
+    assert [(s.recipe, s.train) for s in zh.resolved_stages()] == [("connector", "data/captions_zh"), ("full", None)]
+    assert zh.data.train == "data/vqa_zh.jsonl*1 + data/the_cauldron*1"
 
 
 def test_every_speed_switch_off_still_trains(tmp_path):

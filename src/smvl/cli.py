@@ -22,6 +22,9 @@ COMMAND_MODULES = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smvl", description="Splice, train, chat with, serve and evaluate small VLMs.")
+    parser.add_argument("--hub", choices=["huggingface", "modelscope"],
+                        help="where bare owner/name model ids are fetched from (default: $SMVL_HUB, else "
+                             "huggingface); modelscope:<owner>/<name> always means ModelScope")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -34,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
+    if args.hub:
+        os.environ["SMVL_HUB"] = args.hub  # read where ids resolve, and inherited by torchrun's workers
 
     from smvl.config import ConfigError
     from smvl.data.skips import TooManySkipped

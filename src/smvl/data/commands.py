@@ -69,7 +69,8 @@ def register(sub) -> None:
     data = sub.add_parser("data", help="look at and translate data sources").add_subparsers(dest="data_command",
                                                                                             required=True)
     p = data.add_parser("inspect", help="counts, token lengths, truncation at --max-length, one rendered sample")
-    p.add_argument("source", help="synthetic | file.jsonl | file.json | cauldron folder | cauldron:<subsets>")
+    p.add_argument("source", help="synthetic | file.jsonl | file.json | cauldron folder | cauldron:<subsets> | caption "
+                                   "folder | shards/{000000..000099}.tar | modelscope:<owner>/<name> | a + b mixture")
     p.add_argument("--model", help="a model folder or hub id whose processor to use")
     p.add_argument("--preset", help="a named source pair (default: the tiny preset for `synthetic`, else the real "
                                     "pair the shipped configs train, smolvlm2-256m+qwen3-0.6b)")

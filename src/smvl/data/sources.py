@@ -6,17 +6,63 @@
 | `path/file.jsonl`, `path/file.json` | smvl JSONL or LLaVA/ShareGPT records (`smvl.data.jsonl`) |
 | `path/folder` | a local the_cauldron download, `<folder>/<subset>/*.parquet` |
 | `cauldron:cocoqa,ai2d` or `HuggingFaceM4/the_cauldron` | the hub dataset through `datasets` |
+| `path/folder` with `captions.jsonl/.csv/.tsv`, `path/captions.csv` | image-caption pairs (`smvl.data.captions`) |
+| `shards/{000000..000099}.tar`, `shards/*.tar`, a folder of them | WebDataset shards (`smvl.data.webdataset`) |
+| `modelscope:AI-ModelScope/the_cauldron` | a ModelScope dataset repo, downloaded, then read as the local folder it is |
+| `a.jsonl*2 + data/the_cauldron*1` | several sources mixed by weight (`*w`, default 1), each sharded and split alike |
+
+With SMVL_HUB=modelscope the the_cauldron hub names (`cauldron:...`, `HuggingFaceM4/the_cauldron`) go to its
+ModelScope copy, AI-ModelScope/the_cauldron, downloading only the chosen subsets' folders.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+import re
 from pathlib import Path
 
 from smvl.data.sample import BadSample, Sample
 from smvl.errors import UserError
 from smvl.data.skips import SkipLog
 from smvl.data.split import Selector
+
+MODELSCOPE_CAULDRON = "AI-ModelScope/the_cauldron"
+MIX_SEPARATOR = " + "
+_WEIGHT = re.compile(r"^(.*?)\*(\d+(?:\.\d+)?)$")
+
+
+def mixture_parts(spec: str) -> list[tuple[str, float]]:
+    """'a.jsonl*2 + data/the_cauldron' -> [(a.jsonl, 2.0), (data/the_cauldron, 1.0)]."""
+    parts = []
+    for item in spec.split(MIX_SEPARATOR):
+        item = item.strip()
+        match = _WEIGHT.match(item)
+        name, weight = (match.group(1).strip(), float(match.group(2))) if match else (item, 1.0)
+        if not name:
+            raise UserError(f"empty source in the mixture {spec!r}")
+        parts.append((name, weight))
+    if not any(w > 0 for _, w in parts):
+        raise UserError(f"the mixture {spec!r} has only zero weights")
+    return parts
+
+
+def _hub_folder(spec: str, subsets: str) -> tuple[Path, str] | None:
+    """(local folder, subsets) for a ModelScope dataset spec, downloaded; None for any other spec."""
+    from smvl.splice import modelscope
+
+    try:
+        repo = modelscope.modelscope_id(spec, bare=False)
+        if repo is None and (spec.startswith("cauldron:") or spec == "HuggingFaceM4/the_cauldron") \
+                and modelscope.default_hub() == "modelscope":
+            repo, subsets = MODELSCOPE_CAULDRON, spec.partition(":")[2] or subsets
+        if repo is None:
+            return None
+        chosen = [s.strip() for s in subsets.split(",") if s.strip()] if subsets != "all" else []
+        # Only the chosen subsets' folders: the whole of the_cauldron is 169 GB.
+        patterns = tuple(f"{name}/*" for name in chosen) or None
+        return modelscope.download_dataset(repo, patterns), subsets
+    except modelscope.HubError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _validated(samples, skips: SkipLog) -> Iterator[Sample]:
@@ -54,12 +100,35 @@ def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, s
 
         n = max_samples or 1000
         return _validated((make_sample(split, seed, i) for i in range(shard[0], n, shard[1])), skips)
+    options = dict(split=split, skips=skips, seed=seed, subsets=subsets, weights=weights, holdout=holdout,
+                   streaming=streaming, shard=shard, lazy=lazy)
+    if MIX_SEPARATOR in spec:
+        from smvl.data.mixing import weighted_interleave
+
+        parts = mixture_parts(spec)
+        streams = {f"{i}:{name}": open_source(name, **options, max_samples=max_samples)
+                   for i, (name, _) in enumerate(parts)}
+        weights_by_name = {key: w for key, (_, w) in zip(streams, parts)}
+        return _capped(weighted_interleave(streams, weights_by_name, seed), cap)
+    hub = _hub_folder(spec, subsets)
+    if hub is not None:
+        return open_source(str(hub[0]), **{**options, "subsets": hub[1]}, max_samples=max_samples)
     if spec.startswith("cauldron:") or spec == "HuggingFaceM4/the_cauldron":
         from smvl.data.cauldron import cauldron_samples
 
         names = spec.partition(":")[2] or subsets
         return cauldron_samples(None, names, split, holdout, weights, seed, cap, streaming, skips, shard, lazy)
     path = Path(spec)
+    from smvl.data.captions import caption_file, read_caption_file
+    from smvl.data.webdataset import is_shard_spec, shard_samples
+
+    if path.is_dir() and caption_file(path) is not None:
+        path = caption_file(path)
+    if path.suffix in (".csv", ".tsv") or path.name in ("captions.jsonl", "metadata.jsonl"):
+        select = Selector(path.name, split, holdout, seed, shard)
+        return _capped(read_caption_file(path, skips, select, seed, lazy), cap)
+    if is_shard_spec(spec):
+        return _capped(shard_samples(spec, split, holdout, seed, skips, shard, lazy), cap)
     if path.is_dir():
         from smvl.data.cauldron import cauldron_samples
 
@@ -76,7 +145,7 @@ def _unknown(spec: str) -> Exception:
     if "/" in spec or path.suffix:
         return FileNotFoundError(f"data source {spec} does not exist")
     return UserError(f"unknown data source {spec!r}: use synthetic, a .jsonl/.json file, a the_cauldron folder, "
-                     "or cauldron:<subsets>")
+                     "cauldron:<subsets>, a caption folder or .csv/.tsv, .tar shards, or modelscope:<owner>/<name>")
 
 
 def check_source(spec: str, subsets: str = "all", weights: str | None = None) -> None:
@@ -86,18 +155,38 @@ def check_source(spec: str, subsets: str = "all", weights: str | None = None) ->
 
     if spec == "synthetic":
         return
+    if MIX_SEPARATOR in spec:
+        for name, _ in mixture_parts(spec):
+            check_source(name, subsets, weights)
+        return
+    hub = _hub_folder(spec, subsets)
+    if hub is not None:
+        check_source(str(hub[0]), hub[1], weights)
+        return
     if spec.startswith("cauldron:") or spec == "HuggingFaceM4/the_cauldron":
         names = spec.partition(":")[2] or subsets
         if weights and names != "all":
             parse_weights(weights, [n.strip() for n in names.split(",") if n.strip()])
         return
     path = Path(spec)
+    from smvl.data.captions import caption_file, check_caption_file
+    from smvl.data.webdataset import is_shard_spec, shard_files
+
+    if path.is_dir() and caption_file(path) is not None:
+        path = caption_file(path)
+    if path.is_file() and (path.suffix in (".csv", ".tsv") or path.name in ("captions.jsonl", "metadata.jsonl")):
+        check_caption_file(path)
+        return
+    if is_shard_spec(spec):
+        shard_files(spec)
+        return
     if path.is_dir():
         from smvl.data.cauldron import local_subsets
 
         found = local_subsets(path)
         if not found:
-            raise UserError(f"{spec} holds no <subset>/*.parquet folders (the_cauldron layout)")
+            raise UserError(f"{spec} holds no <subset>/*.parquet folders (the_cauldron layout), no caption file "
+                            "(captions.jsonl/.csv/.tsv) and no .tar shards")
         chosen = found if subsets == "all" else [n.strip() for n in subsets.split(",") if n.strip()]
         missing = sorted(set(chosen) - set(found))
         if missing:

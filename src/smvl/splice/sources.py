@@ -19,15 +19,25 @@ class SourceError(ValueError):
 
 
 def resolve(src: str | Path, patterns: list[str] = HUB_PATTERNS) -> Path:
-    """A local folder as is; anything else that looks like `owner/name` is fetched from the hub (`patterns` only)."""
-    path = Path(src).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists():
-        raise SourceError(f"{src} is a file; expected a model folder or a hub id")
+    """A local folder as is; anything else that looks like `owner/name` is fetched from the hub (`patterns` only):
+    Hugging Face, or ModelScope for `modelscope:owner/name` and, with SMVL_HUB=modelscope, for bare ids."""
+    from smvl.splice import modelscope
+
     text = str(src)
-    if text.count("/") != 1 or text.startswith((".", "/", "~")):
-        raise SourceError(f"{src} is neither an existing folder nor a hub id of the form owner/name")
+    try:
+        ms_id = modelscope.modelscope_id(text, bare=False)
+        path = Path(src).expanduser()
+        if ms_id is None and path.is_dir():
+            return path
+        if ms_id is None and path.exists():
+            raise SourceError(f"{src} is a file; expected a model folder or a hub id")
+        repo = ms_id if ms_id is not None else text
+        if repo.count("/") != 1 or repo.startswith((".", "/", "~")):
+            raise SourceError(f"{src} is neither an existing folder nor a hub id of the form owner/name")
+        if ms_id is not None or modelscope.default_hub() == "modelscope":
+            return modelscope.download_model(repo, patterns)
+    except modelscope.HubError as exc:
+        raise SourceError(str(exc)) from None
     from huggingface_hub import snapshot_download
 
     try:

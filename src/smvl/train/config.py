@@ -24,7 +24,9 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    train: str = "synthetic"  # synthetic | file.jsonl | file.json | cauldron folder | cauldron:<subsets>
+    # synthetic | file.jsonl | file.json | cauldron folder | cauldron:<subsets> | caption folder | shards/{0..9}.tar |
+    # modelscope:<owner>/<name> | several joined by " + ", each with an optional "*weight"
+    train: str = "synthetic"
     eval: str | None = None  # default: the held-out part of `train`
     subsets: str = "all"  # the_cauldron: "all" or a comma-separated list
     weights: str | None = None  # mixture weights, e.g. "cocoqa:1,ai2d:0.5"
@@ -56,6 +58,9 @@ class StageConfig:
     recipe: str = "connector"  # connector | vision+connector | full | lora
     lr: float = 1e-4
     steps: int = 200
+    # this stage's training data (any data.train spec; default data.train), e.g. captions for a connector-only
+    # first stage; evaluation stays on data.eval or the held-out part of data.train
+    train: str | None = None
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -70,7 +75,7 @@ class TrainConfig:
     lr: float = 2e-3
     steps: int = 2500  # optimizer steps
     stages: list[StageConfig] = field(default_factory=list)  # YAML list of {recipe, lr, steps, lora_r, lora_alpha,
-    # lora_dropout}; on the command line as YAML too: --stages '[{recipe: connector, steps: 100}, ...]'
+    # lora_dropout, train}; on the command line as YAML too: --stages '[{recipe: connector, steps: 100}, ...]'
     batch_size: int = 16  # per device
     grad_accum: int = 1
     weight_decay: float = 0.01

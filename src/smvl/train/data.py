@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import replace
 
 from smvl.data.collate import CollateOptions, Encoder
 from smvl.data.lazy import decoded
@@ -109,17 +110,30 @@ def _mix(cfg: TrainConfig, samples, epoch: int, shard: tuple[int, int]):
     return mix_text_only(samples, text, d.text_only_ratio, seed=cfg.seed + epoch * 31 + shard[0])
 
 
+def stage_config(cfg: TrainConfig, spec: str | None) -> TrainConfig:
+    """The config a stage with its own training data reads through: evaluation stays on the run's eval data, so
+    nothing is held out of the stage's source."""
+    if not spec or spec == cfg.data.train:
+        return cfg
+    return replace(cfg, data=replace(cfg.data, train=spec, eval=cfg.data.eval or cfg.data.train))
+
+
+def train_stream(cfg: TrainConfig, encoder: Encoder, skips: SkipLog, spec: str | None = None) -> BatchStream:
+    cfg = stage_config(cfg, spec)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    return BatchStream(train_samples(cfg, skips), encoder, cfg.batch_size, encoder.options, seed=cfg.seed,
+                       pack=pack if cfg.data.packing else None, group_by_length=cfg.data.group_by_length, rank=rank,
+                       world_size=world, skips=skips, token_budget=cfg.data.pack_tokens if cfg.data.packing else None)
+
+
 def build_streams(cfg: TrainConfig, processor):
     skips = SkipLog(cfg.data.max_skip_fraction)
     encoder = Encoder(processor, collate_options(cfg))
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    common = dict(encoder=encoder, batch_size=cfg.batch_size, options=encoder.options, seed=cfg.seed,
-                  pack=pack if cfg.data.packing else None)
-    train = BatchStream(train_samples(cfg, skips), group_by_length=cfg.data.group_by_length, rank=rank,
-                        world_size=world, skips=skips,
-                        token_budget=cfg.data.pack_tokens if cfg.data.packing else None, **common)
+    train = train_stream(cfg, encoder, skips)
     # Every rank reads the held-out set; rank 0 counts its skips (the run's table sums the ranks' counts).
     held_out = eval_samples(cfg, skips if rank == 0 else SkipLog(cfg.data.max_skip_fraction))
     # Batches of batch_size samples (no token budget), so every rank's equal share gives equal batch counts.
-    evaluation = BatchStream(HeldOut(held_out, rank, world), group_by_length=False, epochs=1, **common)
+    evaluation = BatchStream(HeldOut(held_out, rank, world), encoder, cfg.batch_size, encoder.options, seed=cfg.seed,
+                             pack=pack if cfg.data.packing else None, group_by_length=False, epochs=1)
     return (train, evaluation), skips

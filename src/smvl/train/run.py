@@ -20,7 +20,7 @@ from smvl.splice.model import PROVENANCE
 from smvl.train import checkpoints, extend, tracking
 from smvl.train.config import TrainConfig
 from smvl.splice.presets import PRESETS
-from smvl.train.data import build_streams, collate_options, eval_samples
+from smvl.train.data import build_streams, collate_options, eval_samples, train_stream
 from smvl.splice.recipes import RECIPES
 from smvl.train.trainer import run_stage
 
@@ -92,6 +92,12 @@ def validate_data(cfg: TrainConfig) -> None:
                 check_source(spec, d.subsets, d.weights if key != "text_only" else None)
             except (UserError, FileNotFoundError) as exc:
                 raise UserError(f"data.{key}: {exc}") from None
+    for i, stage in enumerate(cfg.resolved_stages(), 1):
+        if stage.train:
+            try:
+                check_source(stage.train, d.subsets, d.weights)
+            except (UserError, FileNotFoundError) as exc:
+                raise UserError(f"stage {i} train: {exc}") from None
 
 
 def model_source(cfg: TrainConfig, out: Path, log) -> Path:
@@ -182,7 +188,11 @@ def train(cfg: TrainConfig, log=print) -> Path:
             log(f"stage {stage_dir.name} already complete")
         else:
             set_seed(cfg.seed + i)
-            run_stage(cfg, stage, current, stage_dir, processor, streams, log)
+            if stage.train:
+                log(f"stage {stage_dir.name} trains on {stage.train}")
+            own = stage.train and stage.train != cfg.data.train
+            stage_streams = (train_stream(cfg, streams[0].encoder, skips, stage.train), streams[1]) if own else streams
+            run_stage(cfg, stage, current, stage_dir, processor, stage_streams, log)
         current = stage_dir / "final"
     log(all_ranks_skips(skips).table())
     if not is_main():
