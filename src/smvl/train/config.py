@@ -56,6 +56,9 @@ class StageConfig:
     recipe: str = "connector"  # connector | vision+connector | full | lora
     lr: float = 1e-4
     steps: int = 200
+    lr_vision: float | None = None  # per-component lrs; None: `lr`
+    lr_connector: float | None = None
+    lr_llm: float | None = None
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -69,8 +72,13 @@ class TrainConfig:
     recipe: str = "full"  # connector | vision+connector | full | lora
     lr: float = 2e-3
     steps: int = 2500  # optimizer steps
-    stages: list[StageConfig] = field(default_factory=list)  # YAML list of {recipe, lr, steps, lora_r, lora_alpha,
-    # lora_dropout}; on the command line as YAML too: --stages '[{recipe: connector, steps: 100}, ...]'
+    # per-component lrs of the vision tower, the connector and the LLM (its lm_head included); None: `lr`
+    lr_vision: float | None = None
+    lr_connector: float | None = None
+    lr_llm: float | None = None
+    stages: list[StageConfig] = field(default_factory=list)  # YAML list of {recipe, lr, steps, lr_vision,
+    # lr_connector, lr_llm, lora_r, lora_alpha, lora_dropout}; on the command line as YAML too:
+    # --stages '[{recipe: connector, steps: 100}, ...]'
     batch_size: int = 16  # per device
     grad_accum: int = 1
     weight_decay: float = 0.01
@@ -98,4 +106,5 @@ class TrainConfig:
     final_eval_samples: int = 200
 
     def resolved_stages(self) -> list[StageConfig]:
-        return self.stages or [StageConfig(recipe=self.recipe, lr=self.lr, steps=self.steps)]
+        return self.stages or [StageConfig(recipe=self.recipe, lr=self.lr, steps=self.steps, lr_vision=self.lr_vision,
+                                           lr_connector=self.lr_connector, lr_llm=self.lr_llm)]

@@ -63,6 +63,9 @@ def validate(cfg: TrainConfig) -> None:
             raise UserError(f"stage {i}: unknown recipe {stage.recipe!r}; choose one of {', '.join(RECIPES)}")
         if stage.steps < 1 or stage.lr <= 0:
             raise UserError(f"stage {i}: steps and lr must be positive (got {stage.steps}, {stage.lr})")
+        for key in ("lr_vision", "lr_connector", "lr_llm"):
+            if getattr(stage, key) is not None and getattr(stage, key) <= 0:
+                raise UserError(f"stage {i}: {key} must be positive (got {getattr(stage, key)})")
     if cfg.report_to not in ("none", "tensorboard", "swanlab"):
         raise UserError(f"report_to={cfg.report_to!r}; choose none, tensorboard or swanlab")
     tracking.require(cfg.report_to)

@@ -1,0 +1,61 @@
+"""Per-component learning rates: the config keys reach the optimizer's parameter groups, and the schedule keeps
+their ratios."""
+
+from __future__ import annotations
+
+import pytest
+from transformers import AutoModelForImageTextToText, TrainingArguments
+
+from smvl.splice.recipes import apply_recipe
+from smvl.train.guards import GuardCallback
+from smvl.train.param_groups import component_lrs, owners
+from smvl.train.run import load_config
+from smvl.train.trainer import StreamTrainer
+
+
+def trainer_for(model_dir, tmp_path, lrs, recipe="full"):
+    model = AutoModelForImageTextToText.from_pretrained(model_dir)
+    apply_recipe(model, recipe)
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-3, weight_decay=0.01, max_steps=10,
+                             warmup_steps=2, lr_scheduler_type="cosine", use_cpu=True, report_to=[])
+    return StreamTrainer(model=model, args=args, train_stream=None, eval_stream=None, guard=GuardCallback(20),
+                         lrs=lrs), model
+
+
+def lr_by_component(optimizer, model) -> dict[str, set[float]]:
+    owner, seen = owners(model), {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            seen.setdefault(owner[id(p)], set()).add(group["lr"])
+    return seen
+
+
+def test_command_line_component_lrs_reach_the_optimizer_groups(tiny_model, tmp_path):
+    cfg = load_config(None, ["--lr", "1e-3", "--lr_vision", "4e-3", "--lr-connector", "2e-3"])
+    lrs = component_lrs(cfg.resolved_stages()[0])
+    assert lrs == {"vision": 4e-3, "connector": 2e-3}
+    trainer, model = trainer_for(tiny_model, tmp_path, lrs)
+    optimizer = trainer.create_optimizer()
+    assert lr_by_component(optimizer, model) == {"vision": {4e-3}, "connector": {2e-3}, "text": {1e-3}}
+    # every trainable parameter is in exactly one group, and the no-decay split survives
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    assert len(params) == len({id(p) for p in params}) == len({id(p) for p in model.parameters() if p.requires_grad})
+    assert {g["weight_decay"] for g in optimizer.param_groups} == {0.01, 0.0}
+    trainer.create_scheduler(10, optimizer)
+    for _ in range(5):
+        optimizer.step()
+        trainer.lr_scheduler.step()
+    now = lr_by_component(optimizer, model)
+    assert now["vision"].pop() / now["text"].pop() == pytest.approx(4.0)
+
+
+def test_stages_take_their_own_component_lrs():
+    cfg = load_config(None, ["--stages", "[{recipe: connector, lr: 1e-4}, {recipe: full, lr: 1e-5, lr_llm: 2e-6}]"])
+    assert [component_lrs(s) for s in cfg.resolved_stages()] == [{}, {"text": 2e-6}]
+
+
+def test_without_component_lrs_the_optimizer_is_the_trainers_own(tiny_model, tmp_path):
+    trainer, model = trainer_for(tiny_model, tmp_path, {})
+    optimizer = trainer.create_optimizer()
+    assert len(optimizer.param_groups) == 2 and lr_by_component(optimizer, model) == {
+        "vision": {1e-3}, "connector": {1e-3}, "text": {1e-3}}
