@@ -59,3 +59,11 @@ def test_without_component_lrs_the_optimizer_is_the_trainers_own(tiny_model, tmp
     optimizer = trainer.create_optimizer()
     assert len(optimizer.param_groups) == 2 and lr_by_component(optimizer, model) == {
         "vision": {1e-3}, "connector": {1e-3}, "text": {1e-3}}
+
+
+def test_a_non_positive_component_lr_is_refused_before_any_work(tmp_path, capsys):
+    from smvl.cli import main
+
+    assert main(["train", "--lr_llm", "0", "--output_dir", str(tmp_path / "run")]) == 2
+    assert "stage 1: lr_llm must be positive (got 0.0)" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
