@@ -187,6 +187,20 @@ def test_shipped_configs_load_and_demo_yaml_is_the_default():
     assert zh.data.train == "data/vqa_zh.jsonl*1 + data/the_cauldron*1"
 
 
+def test_the_demo_defaults_are_the_ones_the_readme_measured():
+    """README's "What the demo shows" (time, accuracies) was measured with these values: changing one means
+    measuring the demo again and updating those figures."""
+    from smvl.train.config import TrainConfig
+
+    cfg = TrainConfig()
+    d = cfg.data
+    assert (cfg.model.preset, d.train, d.synthetic_train, d.synthetic_test, d.image_splitting, d.packing) == (
+        "tiny", "synthetic", 3000, 200, None, True)
+    assert (cfg.recipe, cfg.lr, cfg.steps, cfg.batch_size, cfg.grad_accum, cfg.warmup_ratio, cfg.lr_scheduler) == (
+        "full", 2e-3, 2500, 16, 1, 0.1, "cosine")
+    assert (cfg.lr, cfg.final_eval_samples) == (2e-3, 200)
+
+
 def test_every_speed_switch_off_still_trains(tmp_path):
     """Padded batches, the model's own full-logit loss and eager attention: the path the benchmark's reference
     takes, still a working training setup."""

@@ -4,6 +4,10 @@ Nested sections are addressed with dots (`--train.lr 5e-5`); a key that is uniqu
 bare (`--lr 5e-5`). `--key=value` and `--key value` are read as argparse reads them, dashes in the key only.
 Command-line values stay text until the field's type converts them: a string field keeps `on` or `010` as typed
 (YAML would turn them into True and 8). Unknown keys and values of the wrong type are errors that name the key.
+
+A field typed `number | Section` (`lr`: one number or one per component) takes either; `--lr.vision 5e-6` sets one
+part, and a mapping given where the default, the YAML or an earlier override has a number keeps that number as
+its `all` (what the parts not named get).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ def _convert(value, annotation, key: str):
                 return _convert(value, arg, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0])
+        raise ConfigError(errors[-1] if isinstance(value, dict) else errors[0])  # a mapping meant the section
     if isinstance(value, str) and _structured(annotation):
         try:
             value = yaml.safe_load(value)
@@ -83,13 +87,33 @@ def _convert(value, annotation, key: str):
     return value
 
 
+def _is_number(value) -> bool:
+    """A number, or text that reads as one (YAML 1.1 reads `1e-4` as a string)."""
+    if isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _over_number(number, mapping: dict) -> dict:
+    return {"all": number, **mapping}
+
+
 def from_dict(cls, data: dict, prefix: str = ""):
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = [k for k in data if k not in names]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
     if unknown:
-        raise ConfigError(f"unknown config key {prefix}{unknown[0]!r}; known keys: {', '.join(sorted(names))}")
-    return cls(**{k: _convert(v, hints[k], prefix + k) for k, v in data.items()})
+        raise ConfigError(f"unknown config key {prefix}{unknown[0]!r}; known keys: {', '.join(sorted(fields))}")
+    values = {}
+    for k, v in data.items():
+        if isinstance(v, dict) and _is_number(fields[k].default):
+            v = _over_number(fields[k].default, v)
+        values[k] = _convert(v, hints[k], prefix + k)
+    return cls(**values)
 
 
 def to_dict(config) -> dict:
@@ -108,9 +132,24 @@ def _leaf_paths(cls, prefix: str = "") -> dict[str, str]:
     return paths
 
 
+def _part_paths(cls, prefix: str = "") -> set[str]:
+    """Dotted paths into the section of a `number | Section` field (`lr.vision`): given in full, never bare."""
+    paths = set()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            paths |= _part_paths(hint, f"{prefix}{f.name}.")
+        for arg in typing.get_args(hint):
+            if dataclasses.is_dataclass(arg):
+                paths |= {f"{prefix}{f.name}.{k}" for k in _leaf_paths(arg)}
+    return paths
+
+
 def parse_overrides(cls, args: list[str]) -> dict:
     """`--a.b value --flag` -> nested dict; bare keys are resolved when unique."""
     leaves = _leaf_paths(cls)
+    parts = _part_paths(cls)
     by_name: dict[str, list[str]] = {}
     for path in leaves:
         by_name.setdefault(path.rsplit(".", 1)[-1], []).append(path)
@@ -130,7 +169,7 @@ def parse_overrides(cls, args: list[str]) -> dict:
         else:
             value, i = "true", i + 1
         key = key.replace("-", "_")
-        if key not in leaves:
+        if key not in leaves and key not in parts:
             candidates = by_name.get(key, [])
             if len(candidates) != 1:
                 hint = f"; did you mean one of {candidates}?" if candidates else ""
@@ -139,6 +178,8 @@ def parse_overrides(cls, args: list[str]) -> dict:
         node = out
         *parents, leaf = key.split(".")
         for p in parents:
+            if _is_number(node.get(p)):  # `--lr 1e-3 --lr.vision 4e-3`
+                node[p] = _over_number(node[p], {})
             node = node.setdefault(p, {})
         node[leaf] = value  # text: from_dict converts it by the field's type
     return out
@@ -147,6 +188,8 @@ def parse_overrides(cls, args: list[str]) -> dict:
 def merge(base: dict, extra: dict) -> dict:
     merged = dict(base)
     for k, v in extra.items():
+        if isinstance(v, dict) and _is_number(merged.get(k)):
+            merged[k] = _over_number(merged[k], {})  # a YAML `lr: 1e-4` under `--lr.vision 5e-6`
         merged[k] = merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
     return merged
 

@@ -54,9 +54,24 @@ class DataConfig:
 
 
 @dataclass
+class LearningRates:
+    """`lr` per component (`--lr.vision 5e-6`, or in YAML `lr: {connector: 1e-4, vision: 5e-6, text: 2e-5}`)."""
+
+    all: float | None = None  # components not named below; None: the field's default (or the number it overrides)
+    connector: float | None = None
+    vision: float | None = None
+    text: float | None = None  # the LLM, its lm_head included
+
+    @property
+    def base(self) -> float:
+        named = [v for v in (self.connector, self.text, self.vision) if v is not None]
+        return self.all if self.all is not None else named[0]
+
+
+@dataclass
 class StageConfig:
     recipe: str = "connector"  # connector | vision+connector | full | lora
-    lr: float = 1e-4
+    lr: float | LearningRates = 1e-4  # one number, or one per component (lr.connector, lr.vision, lr.text)
     steps: int = 200
     # this stage's training data (any data.train spec; default data.train), e.g. captions for a connector-only
     # first stage; evaluation stays on data.eval or the held-out part of data.train
@@ -72,7 +87,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     # One stage from these fields, or several from `stages` (each from the previous stage's weights).
     recipe: str = "full"  # connector | vision+connector | full | lora
-    lr: float = 2e-3
+    lr: float | LearningRates = 2e-3  # one number, or one per component (lr.connector, lr.vision, lr.text)
     steps: int = 2500  # optimizer steps
     stages: list[StageConfig] = field(default_factory=list)  # YAML list of {recipe, lr, steps, lora_r, lora_alpha,
     # lora_dropout, train}; on the command line as YAML too: --stages '[{recipe: connector, steps: 100}, ...]'

@@ -61,8 +61,13 @@ def validate(cfg: TrainConfig) -> None:
     for i, stage in enumerate(cfg.resolved_stages(), 1):
         if stage.recipe not in RECIPES:
             raise UserError(f"stage {i}: unknown recipe {stage.recipe!r}; choose one of {', '.join(RECIPES)}")
-        if stage.steps < 1 or stage.lr <= 0:
-            raise UserError(f"stage {i}: steps and lr must be positive (got {stage.steps}, {stage.lr})")
+        if stage.steps < 1:
+            raise UserError(f"stage {i}: steps must be positive (got {stage.steps})")
+        lrs = {"lr": stage.lr} if isinstance(stage.lr, (int, float)) else {
+            f"lr.{part}": v for part, v in vars(stage.lr).items() if v is not None}
+        for key, value in lrs.items():
+            if value <= 0:
+                raise UserError(f"stage {i}: {key} must be positive (got {value})")
     if cfg.report_to not in ("none", "tensorboard", "swanlab"):
         raise UserError(f"report_to={cfg.report_to!r}; choose none, tensorboard or swanlab")
     tracking.require(cfg.report_to)

@@ -24,6 +24,7 @@ from smvl.train.config import StageConfig, TrainConfig
 from smvl.train.attention import training_attention
 from smvl.train.guards import GuardCallback, first_image_batch, preflight
 from smvl.train.loss import labelled_loss, unwrap
+from smvl.train.param_groups import as_recorded, base_lr, component_lrs, group_lines, with_component_lrs
 from smvl.splice.recipes import LORA_TARGETS, TEXT_TRAINING, apply_recipe, count_params, format_counts
 
 
@@ -32,15 +33,20 @@ class StreamTrainer(Trainer):
     computed at labelled positions only (`loss_chunk` rows of logits at a time) unless `loss_chunk` is None."""
 
     def __init__(self, *args, train_stream, eval_stream, guard: GuardCallback, num_workers: int = 0,
-                 loss_chunk: int | None = None, **kwargs):
+                 loss_chunk: int | None = None, lrs: dict[str, float] | None = None, **kwargs):
         super().__init__(*args, train_dataset=train_stream, eval_dataset=eval_stream, callbacks=[
             checkpoints.MarkCompleteCallback(), guard], **kwargs)
         self.train_stream, self.eval_stream, self.num_workers = train_stream, eval_stream, num_workers
-        self.loss_chunk, self.guard = loss_chunk, guard
+        self.loss_chunk, self.guard, self.lrs = loss_chunk, guard, lrs or {}
         self._seen = {"samples": 0, "tokens": 0, "since": time.perf_counter()}
         inner = unwrap(self.model).model
         self._image_path_trains = any(p.requires_grad for m in (inner.connector, inner.vision_model)
                                       for p in m.parameters())
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None:
+            self.optimizer = with_component_lrs(super().create_optimizer(model), unwrap(self.model), self.lrs)
+        return self.optimizer
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         merge_worker_skips(inputs, self.train_stream.skips)
@@ -140,7 +146,7 @@ def training_args(cfg: TrainConfig, stage: StageConfig, stage_dir: Path) -> Trai
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=stage.lr,
+        learning_rate=base_lr(stage.lr),
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_ratio,
         lr_scheduler_type=cfg.lr_scheduler,
@@ -210,7 +216,8 @@ def save_final(model, processor, source: Path, stage: StageConfig, final: Path) 
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         provenance = json.loads((source / PROVENANCE).read_text()) if (source / PROVENANCE).is_file() else {}
-        provenance.setdefault("stages", []).append({"recipe": stage.recipe, "lr": stage.lr, "steps": stage.steps})
+        provenance.setdefault("stages", []).append({"recipe": stage.recipe, "lr": as_recorded(stage.lr),
+                                                   "steps": stage.steps})
         (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=2, ensure_ascii=False))
         checkpoints.mark_complete(tmp)
 
@@ -218,8 +225,11 @@ def save_final(model, processor, source: Path, stage: StageConfig, final: Path) 
 def run_stage(cfg: TrainConfig, stage: StageConfig, source: Path, stage_dir: Path, processor, streams, log) -> Path:
     final = stage_dir / "final"
     model = load_stage_model(source, stage, cfg)
-    log(f"stage {stage_dir.name}: recipe {stage.recipe}, lr {stage.lr}, {stage.steps} steps")
+    lr = "lr per component" if component_lrs(stage.lr) else f"lr {base_lr(stage.lr):g}"
+    log(f"stage {stage_dir.name}: recipe {stage.recipe}, {lr}, {stage.steps} steps")
     log("  " + format_counts(*count_params(model)))
+    for line in group_lines(unwrap(model), stage.lr):
+        log("  " + line)
     train_stream, eval_stream = streams
     train_stream.keep_text_only = stage.recipe in TEXT_TRAINING
     if cfg.data.text_only and not train_stream.keep_text_only:
@@ -234,6 +244,7 @@ def run_stage(cfg: TrainConfig, stage: StageConfig, source: Path, stage_dir: Pat
         num_workers=cfg.data.num_workers,
         guard=GuardCallback(cfg.zero_grad_patience),
         loss_chunk=cfg.loss_chunk if cfg.labelled_loss else None,
+        lrs=component_lrs(stage.lr),
     )
     if resume is None:
         # After the Trainer has placed the model on its device, under the run's precision: on the CPU in fp32 the
