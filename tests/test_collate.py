@@ -166,7 +166,7 @@ def test_encoding_matches_the_stock_processor(processor):
     text = processor.tokenizer.apply_chat_template(sample.messages, chat_template=processor.chat_template, tokenize=False)
     ref = processor(text=text, images=[sample.images], return_tensors="pt")
     assert ref["input_ids"][0].tolist() == enc.input_ids
-    assert torch.equal(ref["pixel_values"][0], enc.pixel_values)
+    assert torch.equal(ref["pixel_values"][0], enc.pixels())
 
 
 def first_turns(processor, sample, turns, options=None):
