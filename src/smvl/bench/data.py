@@ -120,8 +120,8 @@ def cmd_data(args) -> int:
     from smvl.splice.presets import cache_dir
     from smvl.splice.processor import describe
 
-    if args.samples < 1 or args.repeats < 1 or any(w < 1 for w in args.workers):
-        raise UserError("--samples and --repeats must be at least 1, --workers a list of counts of at least 1")
+    if args.samples < 1 or args.repeats < 1 or args.check < 1:
+        raise UserError("--samples, --repeats and --check must be at least 1")
     folder = Path(args.out) if args.out else cache_dir() / "bench-data"
     write_bench_set(folder, args.samples, args.seed)
     processor = real_processor(args.vision, args.text)
@@ -133,10 +133,15 @@ def cmd_data(args) -> int:
 
 
 def _counts(text: str) -> list[int]:
+    import argparse
+
     try:
-        return [int(x) for x in text.split(",") if x]
+        counts = [int(x) for x in text.split(",") if x]
     except ValueError:
-        raise UserError(f"--workers {text!r}: expected counts like 1,2") from None
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected worker counts of at least 1, like 1,2")
+    return counts
 
 
 def register(bench_sub) -> None:
