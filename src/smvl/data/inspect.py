@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from smvl.data.heap import keep_freed_memory
 from smvl.data.collate import IGNORE, CollateOptions, Encoded, Encoder, collate
+from smvl.data.heap import keep_freed_memory
 from smvl.data.lazy import decode
 from smvl.data.sample import BadSample
 from smvl.data.skips import SkipLog
