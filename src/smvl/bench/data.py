@@ -4,7 +4,8 @@ set with the_cauldron's size mix (`bench/dataset.py`) and the real pair's proces
 - stock: full JPEG decodes, then transformers' SmolVLM image processor (its torchvision backend, the default that
   `AutoImageProcessor` loads) per sample, float tiles concatenated into the batch;
 - fast: JPEGs decoded at reduced scale where that changes nothing (`FastTiler.decode_size`), one resize per image
-  (`data/tiles.py`), uint8 tiles normalised while copied into the batch.
+  (`data/tiles.py`), uint8 tiles in the batch: the model normalises them on its device (`data/pixels.py`), so
+  that work is not in these timings.
 Both paths first encode the same samples once to show they agree (token counts, tile grids, pixel difference).
 After one untimed warm-up pass, timed runs alternate the two paths round by round; in-process runs use one torch
 thread, as a DataLoader worker does, and report the CPU time per stage. Rates are given per wall second and per CPU second: on a shared machine

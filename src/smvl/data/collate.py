@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers.models.smolvlm.processing_smolvlm import get_image_prompt_string
 
+from smvl.data.pixels import normalise
 from smvl.data.sample import BadSample, Sample, image_parts, text_of
 from smvl.data.tiles import FastTiler, supported
 from smvl.data.timing import StageTimer
@@ -68,8 +69,10 @@ class Encoded:
         return self.kinds.count("image")
 
     def pixels(self) -> torch.Tensor | None:
-        """The tiles as the model takes them: float [tiles, 3, H, W], rescaled and normalised."""
-        return image_tensors([self])["pixel_values"][0] if self.pixel_values is not None else None
+        """The tiles as the model sees them: float [tiles, 3, H, W], rescaled and normalised."""
+        if self.pixel_values is None or self.pixel_norm is None:
+            return self.pixel_values
+        return normalise(self.pixel_values, *self.pixel_norm)
 
 
 def apply_image_policy(sample: Sample, policy: str, max_images: int) -> Sample:
@@ -239,18 +242,21 @@ def collate(batch: list[Encoded], pad_id: int, options: CollateOptions) -> dict[
 
 def image_tensors(batch: list[Encoded]) -> dict[str, torch.Tensor]:
     """Every sample's tiles in token order (the order the model fills image tokens in), as one [1, tiles, ...].
-    uint8 tiles are converted while copied into the batch tensor and normalised there in place: the only float
-    copy of them that is ever made."""
+    Fast-path tiles stay uint8: the model normalises them (`pixels.normalise_on_model`), so the workers do no
+    float work and a quarter of the bytes cross to the main process and the GPU. Stock-path (float) tiles, or a
+    mix, give float pixels, the uint8 ones normalised while copied in."""
     with_tiles = [e for e in batch if e.pixel_values is not None]
     if not with_tiles:
         return {}
     count = sum(e.pixel_values.shape[0] for e in with_tiles)
-    pixels = batch_tensor((count, *with_tiles[0].pixel_values.shape[1:]), torch.float32)  # [tiles, 3, H, W]
+    raw = all(e.pixel_norm is not None for e in with_tiles)
+    shape = (count, *with_tiles[0].pixel_values.shape[1:])  # [tiles, 3, H, W]
+    pixels = batch_tensor(shape, torch.uint8 if raw else torch.float32)
     at = 0
     for e in with_tiles:
         n = e.pixel_values.shape[0]
         pixels[at : at + n].copy_(e.pixel_values)
-        if e.pixel_norm is not None:
+        if e.pixel_norm is not None and not raw:
             scale, shift = e.pixel_norm
             pixels[at : at + n].mul_(scale).sub_(shift)
         at += n

@@ -26,6 +26,8 @@ from transformers.models.smolvlm.image_processing_smolvlm import (
     _resize_output_size_scale_below_upper_bound,
 )
 
+from smvl.data.pixels import norm_of
+
 
 def final_size(height: int, width: int, longest: int, tile: int, splitting: bool = True) -> tuple[int, int]:
     """(height, width) the stock processor's pixels end at before tiling: longest edge scaled to `longest`, then
@@ -64,18 +66,14 @@ def _as_tensor(image: Image.Image) -> torch.Tensor:
 class FastTiler:
     """`tiler(images, longest)` -> (pixel_values [tiles, 3, T, T] uint8, pixel_attention_mask [tiles, T, T] bool,
     [(rows, cols)] per image): the stock processor's tiles for one sample's images, before rescaling and
-    normalising. They stay uint8 until a batch is built (`collate.image_tensors` applies `norm()` while copying them
-    into the batch tensor): a quarter of the memory in the length-grouping buffer, and no float copy per sample."""
+    normalising. They stay uint8 in the batch too: the model normalises them (`pixels.normalise_on_model`)."""
 
     def __init__(self, image_processor):
         self.processor = image_processor  # read at each call: training sets do_image_splitting after loading
 
     def norm(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale, shift), each [3, 1, 1]: x * scale - shift == (x * rescale_factor - mean) / std."""
-        p = self.processor
-        std = torch.tensor(p.image_std, dtype=torch.float32).view(3, 1, 1)
-        mean = torch.tensor(p.image_mean, dtype=torch.float32).view(3, 1, 1)
-        return p.rescale_factor / std, mean / std
+        return norm_of(self.processor)
 
     def _resize(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
         if tuple(x.shape[-2:]) == (height, width):
