@@ -13,6 +13,7 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from smvl.data.collate import IGNORE, CollateOptions, Encoder, apply_image_policy, collate
+from smvl.data.pixels import normalise_on_model
 from smvl.data.sample import BadSample, Sample
 from smvl.data.skips import SkipLog
 from smvl.data.stream import BatchStream
@@ -166,7 +167,7 @@ def test_encoding_matches_the_stock_processor(processor):
     text = processor.tokenizer.apply_chat_template(sample.messages, chat_template=processor.chat_template, tokenize=False)
     ref = processor(text=text, images=[sample.images], return_tensors="pt")
     assert ref["input_ids"][0].tolist() == enc.input_ids
-    assert torch.equal(ref["pixel_values"][0], enc.pixel_values)
+    assert torch.equal(ref["pixel_values"][0], enc.pixels())
 
 
 def first_turns(processor, sample, turns, options=None):
@@ -273,7 +274,7 @@ def test_padding_longest_rounded_and_fixed(processor, tiny_model):
     assert out["pixel_values"].shape[:2] == (1, 5)
     fixed = collate(batch, processor.tokenizer.pad_token_id, CollateOptions(padding="max_length", max_length=300))
     assert fixed["input_ids"].shape == (2, 300)
-    model = AutoModelForImageTextToText.from_pretrained(tiny_model)
+    model = normalise_on_model(AutoModelForImageTextToText.from_pretrained(tiny_model), processor.image_processor)
     with torch.no_grad():
         a, b = model(**out).loss, model(**fixed).loss
     assert torch.allclose(a, b, atol=1e-5)  # padding changes nothing but cost

@@ -8,6 +8,7 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from smvl.data.collate import IGNORE, CollateOptions, Encoder, collate
+from smvl.data.pixels import normalise_on_model
 from smvl.data.pack import pack
 from smvl.data.synthetic import synthetic_samples
 from smvl.train.attention import NAME, segments_from_positions, training_attention
@@ -21,7 +22,7 @@ def setup(tiny_model):
     processor = AutoProcessor.from_pretrained(tiny_model)
     model = AutoModelForImageTextToText.from_pretrained(tiny_model, dtype=torch.float32)
     model.set_attn_implementation(training_attention("auto"))
-    return model, processor
+    return normalise_on_model(model, processor.image_processor), processor
 
 
 def encoded(processor, labels="all", n=4, seed=3):

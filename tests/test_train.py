@@ -112,10 +112,11 @@ def test_incomplete_checkpoints_are_never_resumed_from(tmp_path):
 
 def test_preflight_catches_a_blind_model(tiny_model):
     from smvl.data.collate import CollateOptions, Encoder, collate
+    from smvl.data.pixels import normalise_on_model
     from smvl.data.synthetic import synthetic_samples
 
-    model = AutoModelForImageTextToText.from_pretrained(tiny_model)
     processor = AutoProcessor.from_pretrained(tiny_model)
+    model = normalise_on_model(AutoModelForImageTextToText.from_pretrained(tiny_model), processor.image_processor)
     enc = Encoder(processor, CollateOptions())
     batch = collate([enc(s) for s in synthetic_samples("train", 2)], processor.tokenizer.pad_token_id, enc.options)
     assert "preflight" in preflight(model, batch)
@@ -244,7 +245,7 @@ def test_a_text_only_batch_still_gives_vision_and_connector_a_gradient(tiny_mode
     stage = StageConfig(recipe="full", lr=1e-3, steps=1)
     processor = AutoProcessor.from_pretrained(tiny_model)
     (train_stream, eval_stream), _ = build_streams(cfg, processor)
-    model = load_stage_model(tiny_model, stage, cfg)
+    model = load_stage_model(tiny_model, stage, cfg, processor)
     trainer = StreamTrainer(model=model, args=training_args(cfg, stage, tmp_path / "s"), train_stream=train_stream,
                             eval_stream=eval_stream, guard=GuardCallback(20), loss_chunk=cfg.loss_chunk)
     encoder = Encoder(processor, train_stream.options)

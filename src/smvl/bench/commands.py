@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 
 BENCH_MODULES = [
+    "smvl.bench.data",
     "smvl.bench.generate",
     "smvl.bench.serve",
     "smvl.bench.train",

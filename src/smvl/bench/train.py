@@ -41,6 +41,7 @@ def bench_model(vision: str, text: str, text_layers: int | None, vision_layers: 
     """The spliced model with random weights (fp32) and its processor, from the sources' configs alone."""
     from transformers import AutoConfig, SmolVLMForConditionalGeneration
 
+    from smvl.data.pixels import normalise_on_model
     from smvl.splice.model import spliced_config
     from smvl.splice.processor import build_processor
     from smvl.splice.sources import resolve
@@ -57,15 +58,17 @@ def bench_model(vision: str, text: str, text_layers: int | None, vision_layers: 
     processor = build_processor(vision_dir, text_dir, vlm.vision_config, scale)
     config = spliced_config(vlm, llm, processor.tokenizer, scale, "fp32")
     torch.manual_seed(seed)
-    return SmolVLMForConditionalGeneration(config), processor
+    return normalise_on_model(SmolVLMForConditionalGeneration(config), processor.image_processor), processor
 
 
 def reference_step(model, enc, pad_id: int, labels: str) -> tuple[float, int]:
     """One step of the hand-written recipe; returns (summed loss, labelled tokens)."""
     from smvl.data.collate import CollateOptions, collate
+    from smvl.data.pixels import require_normaliser
 
     batch = collate([enc], pad_id, CollateOptions(max_length=2048, padding="max_length", labels=labels))
     batch = {k: v.to(model.device) for k, v in batch.items()}
+    require_normaliser(model, batch)
     loss = model(**batch, use_cache=False).loss
     loss.backward()
     count = int((batch["labels"][:, 1:] != -100).sum())

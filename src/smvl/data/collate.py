@@ -12,12 +12,16 @@ fit, or whose text contains a marker token, is rejected with BadSample and count
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 from transformers.models.smolvlm.processing_smolvlm import get_image_prompt_string
 
+from smvl.data.pixels import normalise
 from smvl.data.sample import BadSample, Sample, image_parts, text_of
+from smvl.data.tiles import FastTiler, supported
+from smvl.data.timing import StageTimer
 from smvl.data.truncate import Layout, fit
 from smvl.data.turns import TurnMarks
 from smvl.errors import UserError
@@ -35,6 +39,9 @@ class CollateOptions:
     max_images: int = 4
     retile: bool = True
     min_answer_tokens: int = 16  # a shortened answer keeps at least this many tokens (a shorter one stays whole)
+    # Tiles by `tiles.FastTiler` (one resize, same tiles and grids, ~4x faster) and lets JPEGs decode at reduced
+    # scale; False: the processor's own image call and full decodes (the stock path `smvl bench data` compares).
+    fast_images: bool = True
 
     def __post_init__(self):
         for name, allowed in (("labels", ("assistant", "all")), ("padding", ("longest", "max_length")),
@@ -50,7 +57,8 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     kinds: list[str]  # per token: "prompt", "answer" or "image"
-    pixel_values: torch.Tensor | None = None  # [tiles, 3, H, W]
+    pixel_values: torch.Tensor | None = None  # [tiles, 3, H, W]: float, or uint8 with pixel_norm
+    pixel_norm: tuple[torch.Tensor, torch.Tensor] | None = None  # uint8 tiles: float = x * scale - shift ([3, 1, 1])
     pixel_attention_mask: torch.Tensor | None = None  # [tiles, H, W]
     tiles: list[tuple[int, int]] = field(default_factory=list)  # (rows, cols) per image
     truncated: bool = False  # turns dropped or the last answer shortened (re-tiling shows in `tiles`)
@@ -59,6 +67,12 @@ class Encoded:
     @property
     def image_tokens(self) -> int:
         return self.kinds.count("image")
+
+    def pixels(self) -> torch.Tensor | None:
+        """The tiles as the model sees them: float [tiles, 3, H, W], rescaled and normalised."""
+        if self.pixel_values is None or self.pixel_norm is None:
+            return self.pixel_values
+        return normalise(self.pixel_values, *self.pixel_norm)
 
 
 def apply_image_policy(sample: Sample, policy: str, max_images: int) -> Sample:
@@ -95,6 +109,15 @@ class Encoder:
         self.markers = [m for m in dict.fromkeys(markers) if m]
         self.size = processor.image_processor.size["longest_edge"]
         self.tile = processor.image_processor.max_image_size["longest_edge"]
+        self.tiler = FastTiler(processor.image_processor)
+        self.timer = StageTimer()  # "tokenise" (all but the image call) and "resize/tile"
+
+    def _fast(self) -> bool:
+        return self.options.fast_images and supported(self.processor.image_processor)
+
+    def decode_size(self, width: int, height: int) -> tuple[int, int] | None:
+        """`load_image`'s `draft`: how small a JPEG may be decoded without changing this encoder's output."""
+        return self.tiler.decode_size(width, height) if self._fast() else None
 
     def _render(self, messages, **kwargs) -> str:
         return self.tok.apply_chat_template(messages, chat_template=self.template, tokenize=False, **kwargs)
@@ -146,6 +169,10 @@ class Encoder:
         return Layout(*self.layout(messages, grids), images, grids, size)
 
     def __call__(self, sample: Sample) -> Encoded:
+        with self.timer.stage("tokenise"):
+            return self._encode(sample)
+
+    def _encode(self, sample: Sample) -> Encoded:
         o = self.options
         sample = apply_image_policy(sample, o.images, o.max_images)
         answers = [i for i, m in enumerate(sample.messages) if m["role"] == "assistant"]
@@ -174,15 +201,24 @@ class Encoder:
         labels[0] = IGNORE  # nothing precedes it, so nothing predicts it (and Trainer's token count agrees)
         enc = Encoded(ids, labels, kinds, tiles=grids, truncated=layout.truncated, id=sid)
         if images:
-            out = self.processor.image_processor(
-                [images], size={"longest_edge": layout.size}, return_row_col_info=True, return_tensors="pt"
-            )
-            got = list(zip(out["rows"][0], out["cols"][0]))
+            with self.timer.stage("resize/tile"):
+                got = self._tiles(enc, images, layout.size)
             if got != grids:
                 raise BadSample("tiling mismatch", f"expected {grids}, image processor gave {got}")
-            enc.pixel_values = out["pixel_values"][0]
-            enc.pixel_attention_mask = out["pixel_attention_mask"][0].bool()
         return enc
+
+    def _tiles(self, enc: Encoded, images: list, size: int) -> list[tuple[int, int]]:
+        """Sets enc's pixel_values [tiles, 3, T, T] (uint8 + pixel_norm on the fast path) and pixel_attention_mask
+        [tiles, T, T] bool; returns the (rows, cols) per image the tiling made."""
+        if self._fast():
+            enc.pixel_values, enc.pixel_attention_mask, grids = self.tiler(images, size)
+            enc.pixel_norm = self.tiler.norm()
+            return grids
+        out = self.processor.image_processor(
+            [images], size={"longest_edge": size}, return_row_col_info=True, return_tensors="pt"
+        )
+        enc.pixel_values, enc.pixel_attention_mask = out["pixel_values"][0], out["pixel_attention_mask"][0].bool()
+        return list(zip(out["rows"][0], out["cols"][0]))
 
 
 def collate(batch: list[Encoded], pad_id: int, options: CollateOptions) -> dict[str, torch.Tensor]:
@@ -205,9 +241,37 @@ def collate(batch: list[Encoded], pad_id: int, options: CollateOptions) -> dict[
 
 
 def image_tensors(batch: list[Encoded]) -> dict[str, torch.Tensor]:
-    """Every sample's tiles in token order (the order the model fills image tokens in), as one [1, tiles, ...]."""
-    tiles = [e for e in batch if e.pixel_values is not None]
-    if not tiles:
+    """Every sample's tiles in token order (the order the model fills image tokens in), as one [1, tiles, ...].
+    Fast-path tiles stay uint8: the model normalises them (`pixels.normalise_on_model`), so the workers do no
+    float work and a quarter of the bytes cross to the main process and the GPU. Stock-path (float) tiles, or a
+    mix, give float pixels, the uint8 ones normalised while copied in."""
+    with_tiles = [e for e in batch if e.pixel_values is not None]
+    if not with_tiles:
         return {}
-    return {"pixel_values": torch.cat([e.pixel_values for e in tiles])[None],
-            "pixel_attention_mask": torch.cat([e.pixel_attention_mask for e in tiles])[None]}
+    count = sum(e.pixel_values.shape[0] for e in with_tiles)
+    raw = all(e.pixel_norm is not None for e in with_tiles)
+    shape = (count, *with_tiles[0].pixel_values.shape[1:])  # [tiles, 3, H, W]
+    pixels = batch_tensor(shape, torch.uint8 if raw else torch.float32)
+    at = 0
+    for e in with_tiles:
+        n = e.pixel_values.shape[0]
+        pixels[at : at + n].copy_(e.pixel_values)
+        if e.pixel_norm is not None and not raw:
+            scale, shift = e.pixel_norm
+            pixels[at : at + n].mul_(scale).sub_(shift)
+        at += n
+    mask = batch_tensor((count, *with_tiles[0].pixel_attention_mask.shape[1:]), torch.bool)  # [tiles, H, W]
+    torch.cat([e.pixel_attention_mask for e in with_tiles], out=mask)
+    return {"pixel_values": pixels[None], "pixel_attention_mask": mask[None]}
+
+
+def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An empty tensor, in shared memory inside a DataLoader worker (as torch's default_collate allocates): the
+    batch then crosses to the main process without the copy into shared memory pickling would make."""
+    from torch.utils.data import get_worker_info
+
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    like = torch.empty(0, dtype=dtype)
+    storage = like._typed_storage()._new_shared(math.prod(shape), device="cpu")
+    return like.new(storage).resize_(shape)

@@ -40,7 +40,7 @@ def cmd_inspect(args) -> int:
     options = {"subsets": args.subsets, "weights": args.weights, "holdout": 0}
     if args.bench:
         for workers in sorted({0, args.workers}):
-            print(bench(args.source, processor, args.limit, workers))
+            print(bench(args.source, processor, args.limit, workers, fast=not args.stock_images))
         return 0
     print(inspect(args.source, processor, args.max_length, args.limit, options))
     return 0
@@ -84,6 +84,9 @@ def register(sub) -> None:
     p.add_argument("--weights", default=None)
     p.add_argument("--bench", action="store_true", help="time loading + processing instead")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers for --bench")
+    p.add_argument("--stock-images", action="store_true",
+                   help="with --bench: time the image processor's own call and full JPEG decodes (the path before "
+                        "smvl's fast tiling) instead of the default fast path")
     p.set_defaults(func=cmd_inspect)
 
     t = data.add_parser("translate", help="translate a the_cauldron folder into Chinese JSONL through an "

@@ -147,8 +147,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(obj, base_dir: str | Path | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """A PIL image, bytes, {"bytes", "path"} dict, data URI / base64 string, or path -> RGB, or BadSample."""
+def load_image(obj, base_dir: str | Path | None = None, max_pixels: int = MAX_PIXELS, draft=None) -> Image.Image:
+    """A PIL image, bytes, {"bytes", "path"} dict, data URI / base64 string, or path -> RGB, or BadSample.
+
+    `draft(width, height)` -> (width, height) or None: the size a JPEG may be decoded at (PIL `draft`, which
+    decodes at 1/2, 1/4 or 1/8 scale, never below the size asked), for a consumer that would shrink it anyway
+    (`smvl.data.tiles.FastTiler.decode_size`)."""
     base = Path(base_dir) if base_dir is not None else None
     if isinstance(obj, Image.Image):
         image = obj
@@ -172,6 +176,10 @@ def load_image(obj, base_dir: str | Path | None = None, max_pixels: int = MAX_PI
         raise BadSample("empty image", f"{width}x{height}")
     if width * height > max_pixels:
         raise BadSample("image too large", f"{width}x{height} is over the {max_pixels:,}-pixel cap")
+    if draft is not None and image.format == "JPEG":
+        size = draft(width, height)
+        if size is not None:
+            image.draft("RGB", size)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

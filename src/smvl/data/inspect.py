@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from smvl.data.collate import IGNORE, CollateOptions, Encoded, Encoder
+from smvl.data.collate import IGNORE, CollateOptions, Encoded, Encoder, collate
+from smvl.data.heap import keep_freed_memory
+from smvl.data.lazy import decode
 from smvl.data.sample import BadSample
 from smvl.data.skips import SkipLog
 from smvl.data.sources import open_source
+from smvl.data.timing import StageTimer
 
 
 def histogram(values: list[int], bins: int = 8, width: int = 40) -> list[str]:
@@ -79,31 +82,117 @@ def inspect(spec: str, processor, max_length: int, limit: int, options: dict, se
     return "\n".join(lines)
 
 
-class _Reader:
-    """`(epoch, shard) -> samples` of one source, picklable for DataLoader workers."""
+STAGES = ("read", "decode", "resize/tile", "tokenise", "collate")
 
-    def __init__(self, spec: str, limit: int, seed: int, skips: SkipLog):
-        self.spec, self.limit, self.seed, self.skips = spec, limit, seed, skips
+
+class _Reader:
+    """`(epoch, shard) -> samples` of one source, picklable for DataLoader workers: records read undecoded, then
+    decoded here (JPEGs at reduced scale where the encoder allows), each step timed."""
+
+    def __init__(self, spec: str, limit: int, seed: int, skips: SkipLog, draft, timer: StageTimer):
+        self.spec, self.limit, self.seed, self.skips, self.draft, self.timer = spec, limit, seed, skips, draft, timer
 
     def __call__(self, epoch: int, shard: tuple[int, int]):
-        return open_source(self.spec, seed=self.seed, max_samples=self.limit, holdout=0, shard=shard,
-                           skips=self.skips)
+        samples = iter(open_source(self.spec, seed=self.seed, max_samples=self.limit, holdout=0, shard=shard,
+                                   skips=self.skips, lazy=True))
+        while True:
+            with self.timer.stage("read"):
+                sample = next(samples, None)
+            if sample is None:
+                return
+            try:
+                with self.timer.stage("decode"):
+                    decode(sample, self.draft)
+            except BadSample as exc:
+                self.skips.reject(sample.id, exc.reason)
+                continue
+            yield sample
 
 
-def bench(spec: str, processor, limit: int, workers: int, batch_size: int = 8, seed: int = 0) -> str:
-    """Samples/s of reading, decoding, tiling and collating, through the same DataLoader the trainer uses."""
+class _Collate:
+    """`collate` timed, as BatchStream's `pack` (picklable)."""
+
+    def __init__(self, pad_id: int, options: CollateOptions, timer: StageTimer):
+        self.pad_id, self.options, self.timer = pad_id, options, timer
+
+    def __call__(self, batch: list[Encoded]) -> dict:
+        with self.timer.stage("collate"):
+            return collate(batch, self.pad_id, self.options)
+
+
+@dataclass
+class BenchRun:
+    samples: int
+    seconds: float
+    cpu_seconds: float  # CPU time of this process and its finished workers: on a shared machine, what the work took
+    workers: int
+    skipped: int
+    stages: dict[str, float]  # seconds per stage; empty with workers (their clocks stay in their processes)
+
+    @property
+    def per_s(self) -> float:
+        return self.samples / self.seconds
+
+    @property
+    def per_worker(self) -> float:
+        return self.per_s / max(self.workers, 1)
+
+    @property
+    def per_cpu_s(self) -> float:
+        """Samples per CPU-second: a worker's rate on a core of its own."""
+        return self.samples / self.cpu_seconds
+
+
+def _cpu() -> float:
+    import resource
+
+    own, done = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + done.ru_utime + done.ru_stime
+
+
+def bench_run(spec: str, processor, limit: int, workers: int, fast: bool = True, batch_size: int = 8,
+              seed: int = 0) -> BenchRun:
+    """Read, decode, tile, tokenise and collate `limit` samples through the DataLoader the trainer uses."""
+    import torch
     from torch.utils.data import DataLoader
 
     from smvl.data.stream import BatchStream, merge_worker_skips
 
-    encoder = Encoder(processor, CollateOptions())
+    encoder = Encoder(processor, CollateOptions(fast_images=fast))
+    timer = encoder.timer
     skips = SkipLog(max_fraction=1.0)
-    # Reading and decoding happen inside the timed loop (and inside the workers), as in training.
-    stream = BatchStream(_Reader(spec, limit, seed, skips), encoder, batch_size, encoder.options, epochs=1,
-                         skips=skips)
-    start = time.perf_counter()
-    count = sum(merge_worker_skips(b, skips)["input_ids"].shape[0]
-                for b in DataLoader(stream, batch_size=None, num_workers=workers))
-    seconds = time.perf_counter() - start
-    return (f"{count} samples in {seconds:.2f} s with {workers} worker(s): {count / seconds:.1f} samples/s "
-            f"({skips.skipped} skipped)")
+    reader = _Reader(spec, limit, seed, skips, encoder.decode_size, timer)
+    stream = BatchStream(reader, encoder, batch_size, encoder.options, epochs=1, skips=skips,
+                         pack=_Collate(encoder.tok.pad_token_id, encoder.options, timer))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # in-process as in a DataLoader worker (which runs torch on one thread) ...
+    keep_freed_memory()  # ... and keeps its freed buffers (BatchStream does this in workers)
+    try:
+        start, cpu = time.perf_counter(), _cpu()
+        loader = DataLoader(stream, batch_size=None, num_workers=workers)
+        count = sum(merge_worker_skips(b, skips)["input_ids"].shape[0] for b in loader)
+        del loader  # its workers exit and are reaped, so their CPU time is counted
+        seconds, cpu = time.perf_counter() - start, _cpu() - cpu
+    finally:
+        torch.set_num_threads(threads)
+    return BenchRun(count, seconds, cpu, workers, skips.skipped, dict(timer.seconds) if workers == 0 else {})
+
+
+def stage_lines(run: BenchRun) -> list[str]:
+    timer = StageTimer()
+    timer.seconds.update(run.stages)
+    return timer.table(run.samples, STAGES)
+
+
+def bench(spec: str, processor, limit: int, workers: int, fast: bool = True, batch_size: int = 8,
+          seed: int = 0) -> str:
+    """Samples/s of reading, decoding, tiling and collating; per stage in-process, per worker with workers."""
+    run = bench_run(spec, processor, limit, workers, fast, batch_size, seed)
+    path = "fast" if fast else "stock"
+    cpu = f"{run.per_cpu_s:.1f} samples per CPU-second"
+    if workers == 0:
+        return "\n".join([f"{run.samples} samples in {run.seconds:.2f} s in-process ({path} image path): "
+                          f"{run.per_s:.1f} samples/s, {cpu} ({run.skipped} skipped); where the time goes:",
+                          *stage_lines(run)])
+    return (f"{run.samples} samples in {run.seconds:.2f} s with {workers} worker(s) ({path} image path): "
+            f"{run.per_s:.1f} samples/s, {run.per_worker:.1f} per worker, {cpu} ({run.skipped} skipped)")

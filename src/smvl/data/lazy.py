@@ -23,21 +23,21 @@ class ImageRef:
     value: object
     base_dir: Path | None = None
 
-    def load(self):
-        return load_image(self.value, self.base_dir)
+    def load(self, draft=None):
+        return load_image(self.value, self.base_dir, draft=draft)
 
 
-def decode(sample: Sample) -> Sample:
-    """The sample with every ImageRef decoded, or BadSample."""
-    sample.images = [im.load() if isinstance(im, ImageRef) else im for im in sample.images]
+def decode(sample: Sample, draft=None) -> Sample:
+    """The sample with every ImageRef decoded, or BadSample; `draft` as in `load_image`."""
+    sample.images = [im.load(draft) if isinstance(im, ImageRef) else im for im in sample.images]
     return sample
 
 
-def decoded(samples: Iterable[Sample], skips: SkipLog) -> Iterator[Sample]:
+def decoded(samples: Iterable[Sample], skips: SkipLog, draft=None) -> Iterator[Sample]:
     """Samples with their images decoded; one whose image fails is dropped and counted (it was counted read)."""
     for sample in samples:
         try:
-            decode(sample)
+            decode(sample, draft)
         except BadSample as exc:
             skips.reject(sample.id, exc.reason)
             continue

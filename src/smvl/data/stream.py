@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from smvl.data.collate import CollateOptions, Encoded, Encoder, collate
+from smvl.data.heap import keep_freed_memory
 from smvl.data.pack import budget_batches
 from smvl.data.sample import BadSample, Sample
 from smvl.data.skips import SkipLog
@@ -85,6 +86,7 @@ class BatchStream(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         if get_worker_info() is not None:
             self.skips.detach()
+            keep_freed_memory()  # a loader process: its per-sample buffers are reused, not page-faulted afresh
         epoch = 0
         while self.epochs is None or epoch < self.epochs:
             rng = random.Random(self.seed * 1000 + epoch)

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from smvl.data.collate import CollateOptions, Encoder, collate
+from smvl.data.pixels import normalise_on_model
 from smvl.data.sample import BadSample, Sample, text_of
 from smvl.eval.cache import PredictionCache, digest, model_identity
 from smvl.eval.image_use import blank_like, first_question, majority_baseline, question_kind
@@ -66,6 +67,7 @@ def predict(model, processor, samples: list[Sample], cache: PredictionCache, ide
 def eval_loss(model, processor, samples: list[Sample], options: CollateOptions, batch_size: int = 8) -> float:
     """Mean loss per answer token (assistant-only labels), as in training; samples training would refuse (too
     long even when cut) are left out, as training leaves them out."""
+    normalise_on_model(model, processor.image_processor)  # our batches carry uint8 pixels
     encoder = Encoder(processor, options)
     encoded = []
     for s in samples:

@@ -70,16 +70,17 @@ class SyntheticTrain:
 
 class StreamedTrain:
     """`(epoch, shard) -> samples` for every other source: re-read each epoch through a seeded shuffle buffer; only
-    this shard's records are decoded, and only once out of the buffer."""
+    this shard's records are decoded, and only once out of the buffer (JPEGs at the reduced scale `draft` allows,
+    `Encoder.decode_size`)."""
 
-    def __init__(self, cfg: TrainConfig, skips: SkipLog):
-        self.cfg, self.skips = cfg, skips
+    def __init__(self, cfg: TrainConfig, skips: SkipLog, draft=None):
+        self.cfg, self.skips, self.draft = cfg, skips, draft
 
     def __call__(self, epoch: int, shard: tuple[int, int]):
         cfg = self.cfg
         rng = random.Random(cfg.seed * 7919 + epoch * 104_729 + shard[0])
         records = _open(cfg, cfg.data.train, "train", self.skips, shard, lazy=True)
-        samples = decoded(shuffle_buffer(records, cfg.data.shuffle_buffer, rng), self.skips)
+        samples = decoded(shuffle_buffer(records, cfg.data.shuffle_buffer, rng), self.skips, self.draft)
         return _mix(cfg, samples, epoch, shard)
 
 
@@ -96,8 +97,8 @@ class HeldOut:
         return self.samples
 
 
-def train_samples(cfg: TrainConfig, skips: SkipLog):
-    return SyntheticTrain(cfg, skips) if cfg.data.train == "synthetic" else StreamedTrain(cfg, skips)
+def train_samples(cfg: TrainConfig, skips: SkipLog, draft=None):
+    return SyntheticTrain(cfg, skips) if cfg.data.train == "synthetic" else StreamedTrain(cfg, skips, draft)
 
 
 def _mix(cfg: TrainConfig, samples, epoch: int, shard: tuple[int, int]):
@@ -121,8 +122,8 @@ def stage_config(cfg: TrainConfig, spec: str | None) -> TrainConfig:
 def train_stream(cfg: TrainConfig, encoder: Encoder, skips: SkipLog, spec: str | None = None) -> BatchStream:
     cfg = stage_config(cfg, spec)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    return BatchStream(train_samples(cfg, skips), encoder, cfg.batch_size, encoder.options, seed=cfg.seed,
-                       pack=pack if cfg.data.packing else None, group_by_length=cfg.data.group_by_length, rank=rank,
+    return BatchStream(train_samples(cfg, skips, encoder.decode_size), encoder, cfg.batch_size, encoder.options,
+                       seed=cfg.seed, pack=pack if cfg.data.packing else None, group_by_length=cfg.data.group_by_length, rank=rank,
                        world_size=world, skips=skips, token_budget=cfg.data.pack_tokens if cfg.data.packing else None)
 
 

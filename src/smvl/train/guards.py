@@ -8,6 +8,7 @@ import math
 import torch
 from transformers import TrainerCallback
 
+from smvl.data.pixels import inverted
 from smvl.errors import UserError
 from smvl.train.loss import labelled_loss, unwrap
 
@@ -39,7 +40,7 @@ def preflight(model, batch: dict) -> str:
     model.eval()
     with torch.no_grad():
         base, count = labelled_loss(model, batch)
-        flipped, _ = labelled_loss(model, {**batch, "pixel_values": -batch["pixel_values"]})
+        flipped, _ = labelled_loss(model, {**batch, "pixel_values": inverted(batch["pixel_values"])})
     change = abs(base - flipped).item() / max(1, count.item())
     if not change > 0:
         raise TrainingHalted(

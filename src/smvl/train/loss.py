@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from smvl.data.collate import IGNORE
+from smvl.data.pixels import require_normaliser
 
 CHUNK = 256
 
@@ -75,6 +76,7 @@ def unwrap(model):
 
 def labelled_loss(model, inputs: dict, chunk: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
     """(summed loss, number of targets) of a batch; `model` may be wrapped, its own forward is what runs."""
+    require_normaliser(model, inputs)
     inputs = dict(inputs)
     targets = shifted_targets(inputs.pop("labels"))
     head = unwrap(model).get_output_embeddings()

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from transformers import AutoModelForImageTextToText, Trainer, TrainingArguments
 
 from smvl import folders
+from smvl.data.pixels import normalise_on_model, require_normaliser
 from smvl.data.stream import merge_worker_skips
 from smvl.splice.model import PROVENANCE
 from smvl.train import checkpoints, tied
@@ -72,6 +73,7 @@ class StreamTrainer(Trainer):
         return norm
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        require_normaliser(model, inputs)  # training and evaluation batches both come through here
         if self.loss_chunk is None:
             loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
         else:
@@ -194,8 +196,11 @@ def set_use_cache(model, flag: bool) -> None:
     model.config.text_config.use_cache = flag  # what the text model reads when used on its own
 
 
-def load_stage_model(source: Path, stage: StageConfig, cfg: TrainConfig):
+def load_stage_model(source: Path, stage: StageConfig, cfg: TrainConfig, processor):
+    """The stage's model, ready for our batches: recipe applied, and uint8 pixels normalised inside it as
+    `processor` would (`data/pixels.py`)."""
     model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32, attn_implementation="sdpa")
+    normalise_on_model(model, processor.image_processor)
     model.set_attn_implementation(training_attention(cfg.model.attn_implementation))
     set_use_cache(model, False)  # a cache is wasted memory in training, and with one packed samples see each other
     apply_recipe(model, stage.recipe)
@@ -224,7 +229,7 @@ def save_final(model, processor, source: Path, stage: StageConfig, final: Path) 
 
 def run_stage(cfg: TrainConfig, stage: StageConfig, source: Path, stage_dir: Path, processor, streams, log) -> Path:
     final = stage_dir / "final"
-    model = load_stage_model(source, stage, cfg)
+    model = load_stage_model(source, stage, cfg, processor)
     lr = "lr per component" if component_lrs(stage.lr) else f"lr {base_lr(stage.lr):g}"
     log(f"stage {stage_dir.name}: recipe {stage.recipe}, {lr}, {stage.steps} steps")
     log("  " + format_counts(*count_params(model)))
