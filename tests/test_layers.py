@@ -8,7 +8,8 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "smvl"
-FLOOR = {"splice": 0, "data": 1, "train": 2, "infer": 2, "eval": 2, "serve": 2, "export": 2, "bench": 3}
+FLOOR = {"splice": 0, "data": 1, "train": 2, "infer": 2, "eval": 2, "serve": 2, "export": 2, "vllm_plugin": 2,
+         "bench": 3}
 
 
 def imported_areas(path: Path) -> set[str]:

@@ -9,7 +9,6 @@ import logging
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ VLLM_PYTHON = Path(os.environ.get("SMVL_VLLM_PYTHON", Path.home() / ".cache" / "
 def test_pyproject_declares_register_as_a_vllm_general_plugin():
     import smvl.vllm_plugin
 
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     target = project["entry-points"]["vllm.general_plugins"]["smvl"]
     module, _, attr = target.partition(":")
@@ -75,4 +75,4 @@ def test_vllm_builds_our_class_with_qwen3_text_and_matches_transformers_up_to_th
     assert found["text_backbone"] == "Qwen3ForCausalLM"
     assert found["llama_text_gets_vllms_own_class"] == "SmolVLMForConditionalGeneration"
     assert {"prompt_ids_match_transformers", "input_embeddings_match_transformers",
-            "logits_head_matches_transformers", "q_norm_loaded", "qkv_loaded"} <= set(found)
+            "logits_head_matches_transformers", "q_norm_loaded", "qkv_loaded", "copyable"} <= set(found)

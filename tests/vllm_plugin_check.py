@@ -12,6 +12,7 @@ vLLM loads are compared with the checkpoint's. Prints one JSON line of findings;
 from __future__ import annotations
 
 import base64
+import copy
 import io
 import json
 import os
@@ -129,6 +130,8 @@ def main(folder: Path) -> None:
     model = build(vllm_config)
     check("text_backbone", type(model.language_model).__name__ == model_config.hf_config.text_config.architectures[0],
           type(model.language_model).__name__)
+    # copy and pickle recreate an object through cls.__new__(cls), with no vllm_config to choose a class by.
+    check("copyable", type(copy.copy(model)) is type(model))
     checkpoint = load_file(folder / "model.safetensors")
     params = dict(model.named_parameters())
     q_norm = "model.text_model.layers.0.self_attn.q_norm.weight"

@@ -73,8 +73,9 @@ class SmolVLMAnyTextForConditionalGeneration(SmolVLMForConditionalGeneration):
     and the multimodal processor registered on it identical for both cases.
     """
 
-    def __new__(cls, *, vllm_config: VllmConfig, prefix: str = ""):
-        if has_llama_text(vllm_config.model_config.hf_config):
+    def __new__(cls, *args, vllm_config: VllmConfig | None = None, prefix: str = "", **kwargs):
+        # vllm_config is None when copy/pickle recreate an instance: nothing to choose then.
+        if vllm_config is not None and has_llama_text(vllm_config.model_config.hf_config):
             # Not an instance of cls, so Python skips cls.__init__: this object is vLLM's class, fully built.
             return SmolVLMForConditionalGeneration(vllm_config=vllm_config, prefix=prefix)
         return super().__new__(cls)
