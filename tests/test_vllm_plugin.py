@@ -46,11 +46,14 @@ def test_registered_class_string_names_a_class_in_the_plugin_package():
     assert name in classes
 
 
-def test_importing_smvl_and_the_plugin_does_not_import_vllm():
+@pytest.mark.parametrize("where", ["main env", "vLLM venv"])
+def test_importing_smvl_and_the_plugin_does_not_import_vllm(where):
+    """Meaningful where vLLM is importable (the venv); in the main env a vLLM import would fail outright."""
+    python = sys.executable if where == "main env" else vllm_python()
     code = ("import sys, smvl, smvl.vllm_plugin; "
             "assert not [m for m in sys.modules if m == 'vllm' or m.startswith('vllm.')]")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+    subprocess.run([str(python), "-c", code], check=True, env=env)
 
 
 def vllm_python() -> Path:
