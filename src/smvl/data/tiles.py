@@ -64,9 +64,12 @@ def _as_tensor(image: Image.Image) -> torch.Tensor:
 
 
 class FastTiler:
-    """`tiler(images, longest)` -> (pixel_values [tiles, 3, T, T] uint8, pixel_attention_mask [tiles, T, T] bool,
-    [(rows, cols)] per image): the stock processor's tiles for one sample's images, before rescaling and
-    normalising. They stay uint8 in the batch too: the model normalises them (`pixels.normalise_on_model`)."""
+    """`tiler(images, longest)` -> (pixel_values [tiles, 3, T, T] uint8, [(rows, cols)] per image): the stock
+    processor's tiles for one sample's images, before rescaling and normalising. They stay uint8 in the batch too:
+    the model normalises them (`pixels.normalise_on_model`). The tensor is channels-last in memory (strides of
+    [tiles, T, T, 3]), as the resized image is: cutting tiles from it then copies whole pixel rows, where a
+    channels-first copy gathers every byte (a third of the tiling time). No attention mask: every pixel of every
+    tile is real, and SmolVLM builds that all-ones mask itself when given none."""
 
     def __init__(self, image_processor):
         self.processor = image_processor  # read at each call: training sets do_image_splitting after loading
@@ -92,18 +95,18 @@ class FastTiler:
             sized.append((big, rows, cols, split))
             grids.append((rows, cols) if split else (0, 0))
         count = sum(rows * cols + 1 if split else 1 for _, rows, cols, split in sized)
-        out = torch.empty(count, 3, tile, tile, dtype=torch.uint8)  # [tiles, 3, T, T]
+        out = torch.empty(count, 3, tile, tile, dtype=torch.uint8, memory_format=torch.channels_last)
         at = 0
         for big, rows, cols, split in sized:
             if split:
                 # [3, rows*T, cols*T] viewed as [rows, cols, 3, T, T] (row-major, as the stock unfold orders them)
                 tiles = big.unflatten(1, (rows, tile)).unflatten(3, (cols, tile)).permute(1, 3, 0, 2, 4)
-                out[at : at + rows * cols].view(rows, cols, 3, tile, tile).copy_(tiles)
+                out[at : at + rows * cols].unflatten(0, (rows, cols)).copy_(tiles)
                 at += rows * cols
                 big = self._resize(big, tile, tile)  # the global image, from the tiled pixels as stock does
             out[at].copy_(big)
             at += 1
-        return out, torch.ones(count, tile, tile, dtype=torch.bool), grids
+        return out, grids
 
     def decode_size(self, width: int, height: int) -> tuple[int, int] | None:
         """The size to ask PIL's JPEG `draft` for, or None to decode in full. Draft scales by 1/2, 1/4 or 1/8 and
