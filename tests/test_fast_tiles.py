@@ -97,6 +97,7 @@ def test_encoder_fast_and_stock_paths_give_the_same_tokens_tiles_and_batches(ass
     for a, b in zip(slow, quick):
         assert a.input_ids == b.input_ids and a.labels == b.labels and a.tiles == b.tiles
         assert b.pixel_values.dtype == torch.uint8  # normalised only inside the model
+        assert b.pixel_values.permute(0, 2, 3, 1).is_contiguous()  # channels-last: tiles cut by whole-row copies
     pad = processor.tokenizer.pad_token_id
     want, got = collate(slow, pad, options), collate(quick, pad, options)
     assert got["pixel_values"].shape == want["pixel_values"].shape == (1, 17 + 17 + 13, 3, 512, 512)

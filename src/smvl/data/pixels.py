@@ -59,7 +59,7 @@ def normalise_on_model(model, image_processor):
         param = next(module.parameters())
         floats = normalise(pixels.to(param.device, non_blocking=True), scale, shift)
         # Our tiles are channels-last in memory (`FastTiler`); the model gets the layout the processor's have.
-        return args, {**kwargs, "pixel_values": floats.to(param.dtype, memory_format=torch.contiguous_format)}
+        return args, {**kwargs, "pixel_values": floats.to(param.dtype).contiguous()}
 
     setattr(inner, _MARK, inner.register_forward_pre_hook(hook, with_kwargs=True))
     return model
