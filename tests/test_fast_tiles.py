@@ -67,20 +67,26 @@ def test_fast_tiles_match_the_stock_processor_on_the_size_mix(image_processor, m
             # image (0.01 is 1.3 grey levels, the range being 2); edge pixels of sharp text differ most.
             assert diff.mean() < mean_bound, (image.size, float(diff.mean()))
             assert (diff > 0.1).float().mean() < far_bound, image.size
+            # The global tile, resized from the decoded image where stock shrinks the tiled pixels: measured at most
+            # 0.0044 on average and 0.34% of values off by more than 0.1 (a chart's bar edges).
+            if len(diff) > 1:  # one tile is the whole image, not a global one
+                assert diff[-1].mean() < 0.01 and (diff[-1] > 0.1).float().mean() < 0.01, image.size
     finally:
         image_processor.do_image_splitting = True
 
 
 def test_one_resize_is_the_stock_result_exactly_where_stock_resizes_once(image_processor, mix):
     """A 4:3 photo at 2,048 px lands on whole tiles (2048x1536) in stock's first resize, so both paths resize once:
-    equal values prove the tile order, the global image and the normalisation."""
+    equal values prove the tile order and the normalisation. The global tile is resized from the photo itself
+    (stock shrinks the 2048x1536 pixels): measured 0.0032 apart on average, under half a grey level."""
     photo_ = mix[2]
     assert photo_.size[0] / photo_.size[1] == pytest.approx(4 / 3, abs=0.05)
     image = photo_.resize((640, 480))
     want, _, _ = stock(image_processor, image, 2048)
     got, _ = fast(image_processor, image, 2048)
     assert want.shape[0] == 13
-    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(got[:-1], want[:-1], atol=1e-5)
+    assert (got[-1] - want[-1]).abs().mean() < 0.005
 
 
 def test_encoder_fast_and_stock_paths_give_the_same_tokens_tiles_and_batches(assets, mix):
