@@ -170,6 +170,17 @@ def test_encoding_matches_the_stock_processor(processor):
     assert torch.equal(ref["pixel_values"][0], enc.pixels())
 
 
+def test_an_image_block_is_tokenised_once_per_grid(processor):
+    encoder = Encoder(processor)
+    first = encoder(vqa(turns=2))
+    tokenised = []
+    plain = encoder._ids
+    encoder._ids = lambda text: tokenised.append(text) or plain(text)
+    again = encoder(vqa(turns=2))
+    assert again.input_ids == first.input_ids and again.labels == first.labels
+    assert tokenised and not any(processor.image_token in text for text in tokenised)
+
+
 def first_turns(processor, sample, turns, options=None):
     """The sample's first `turns` turns encoded without any length limit."""
     answers = [i for i, m in enumerate(sample.messages) if m["role"] == "assistant"]

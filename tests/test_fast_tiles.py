@@ -43,9 +43,9 @@ def stock(image_processor, image, size):
 
 def fast(image_processor, image, size):
     tiler = FastTiler(image_processor)
-    tiles, mask, grids = tiler([image], size)
+    tiles, grids = tiler([image], size)
     scale, shift = tiler.norm()
-    return tiles.float() * scale - shift, mask, grids[0]
+    return tiles.float() * scale - shift, grids[0]
 
 
 # (size, splitting, bound on mean |diff|, bound on the share of values off by more than 0.1). Measured: this mix's
@@ -59,28 +59,34 @@ def test_fast_tiles_match_the_stock_processor_on_the_size_mix(image_processor, m
     try:
         for image in mix:
             want, want_mask, want_grid = stock(image_processor, image, size)
-            got, got_mask, got_grid = fast(image_processor, image, size)
+            got, got_grid = fast(image_processor, image, size)
             assert got.shape == want.shape and got_grid == want_grid, image.size
-            assert torch.equal(got_mask, want_mask)
+            assert want_mask.all()  # no padded pixel: the fast path's batches rightly carry no mask
             diff = (got - want).abs()  # normalised units: the pixel range is [-1, 1]
             # One resize where stock makes two: the pixels differ only where stock's second resize stretched the
             # image (0.01 is 1.3 grey levels, the range being 2); edge pixels of sharp text differ most.
             assert diff.mean() < mean_bound, (image.size, float(diff.mean()))
             assert (diff > 0.1).float().mean() < far_bound, image.size
+            # The global tile, resized from the decoded image where stock shrinks the tiled pixels: measured at most
+            # 0.0044 on average and 0.34% of values off by more than 0.1 (a chart's bar edges).
+            if len(diff) > 1:  # one tile is the whole image, not a global one
+                assert diff[-1].mean() < 0.01 and (diff[-1] > 0.1).float().mean() < 0.01, image.size
     finally:
         image_processor.do_image_splitting = True
 
 
 def test_one_resize_is_the_stock_result_exactly_where_stock_resizes_once(image_processor, mix):
     """A 4:3 photo at 2,048 px lands on whole tiles (2048x1536) in stock's first resize, so both paths resize once:
-    equal values prove the tile order, the global image and the normalisation."""
+    equal values prove the tile order and the normalisation. The global tile is resized from the photo itself
+    (stock shrinks the 2048x1536 pixels): measured 0.0032 apart on average, under half a grey level."""
     photo_ = mix[2]
     assert photo_.size[0] / photo_.size[1] == pytest.approx(4 / 3, abs=0.05)
     image = photo_.resize((640, 480))
     want, _, _ = stock(image_processor, image, 2048)
-    got, _, _ = fast(image_processor, image, 2048)
+    got, _ = fast(image_processor, image, 2048)
     assert want.shape[0] == 13
-    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(got[:-1], want[:-1], atol=1e-5)
+    assert (got[-1] - want[-1]).abs().mean() < 0.005
 
 
 def test_encoder_fast_and_stock_paths_give_the_same_tokens_tiles_and_batches(assets, mix):
@@ -97,11 +103,12 @@ def test_encoder_fast_and_stock_paths_give_the_same_tokens_tiles_and_batches(ass
     for a, b in zip(slow, quick):
         assert a.input_ids == b.input_ids and a.labels == b.labels and a.tiles == b.tiles
         assert b.pixel_values.dtype == torch.uint8  # normalised only inside the model
+        assert b.pixel_values.permute(0, 2, 3, 1).is_contiguous()  # channels-last: tiles cut by whole-row copies
     pad = processor.tokenizer.pad_token_id
     want, got = collate(slow, pad, options), collate(quick, pad, options)
     assert got["pixel_values"].shape == want["pixel_values"].shape == (1, 17 + 17 + 13, 3, 512, 512)
     assert got["pixel_values"].dtype == torch.uint8 and want["pixel_values"].dtype == torch.float32
     floats = normalise(got["pixel_values"], *norm_of(processor.image_processor))
     assert (floats - want["pixel_values"]).abs().mean() < 0.02
-    assert torch.equal(got["pixel_attention_mask"], want["pixel_attention_mask"])
+    assert "pixel_attention_mask" not in got and "pixel_attention_mask" not in want  # all ones: SmolVLM's default
     assert torch.equal(got["input_ids"], want["input_ids"])

@@ -97,3 +97,32 @@ def test_bench_and_eval_models_take_uint8_batches(tiny_sources, tiny_model, proc
     samples = synthetic_samples("train", 3)
     assert eval_loss(plain, processor, samples, CollateOptions()) > 0
     assert has_normaliser(plain)
+
+
+def test_batches_leave_out_the_all_ones_mask_because_the_model_builds_the_same(processor, encoded, tiny_model):
+    model = normalise_on_model(AutoModelForImageTextToText.from_pretrained(tiny_model).eval(),
+                               processor.image_processor)
+    batch = batch_of(processor, encoded)
+    assert "pixel_attention_mask" not in batch
+    tiles, height, width = batch["pixel_values"].shape[1], *batch["pixel_values"].shape[-2:]
+    ones = torch.ones(1, tiles, height, width, dtype=torch.bool)  # [1, tiles, H, W]: what the processor gave
+    with torch.no_grad():
+        without, with_mask = model(**batch).logits, model(**batch, pixel_attention_mask=ones).logits
+    torch.testing.assert_close(without, with_mask, rtol=0, atol=0)
+
+
+def test_channels_last_uint8_tiles_reach_the_model_as_channels_first_floats(processor, encoded, tiny_model):
+    from smvl.data.pixels import _inner
+
+    batch = batch_of(processor, encoded)
+    # [1, tiles, 3, H, W] stored as [1, tiles, H, W, 3]: tiles are cut and batched by whole-row copies.
+    assert batch["pixel_values"].permute(0, 1, 3, 4, 2).is_contiguous()
+    model = normalise_on_model(AutoModelForImageTextToText.from_pretrained(tiny_model).eval(),
+                               processor.image_processor)
+    seen = []  # registered after the normaliser, so it sees what the model's forward gets
+    _inner(model).register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["pixel_values"]),
+                                            with_kwargs=True)
+    with torch.no_grad():
+        model(**batch)
+    assert seen[0].dtype == torch.float32 and seen[0].is_contiguous()
+    torch.testing.assert_close(seen[0], float_batch(batch, encoded)["pixel_values"], rtol=0, atol=0)

@@ -97,3 +97,18 @@ def test_the_preflight_look_ahead_does_not_count_skips_twice(folder, tiny_model,
     assert (stream.skips.seen, dict(stream.skips.by_reason)) == before
     consume(stream, 0)
     assert stream.skips.seen == 49 and stream.skips.by_reason == {"corrupt image": 3}
+
+
+def test_a_workers_batch_arrives_as_the_in_process_one_pixels_and_layout_included(folder, tiny_model, tmp_path):
+    """Batches are built in shared memory inside a worker, uint8 tiles channels-last: they must arrive as built."""
+    import torch
+
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    batches = {}
+    for workers in (0, 1):
+        stream = train_stream(folder, processor, tmp_path / str(workers))
+        batches[workers] = next(iter(DataLoader(stream, batch_size=None, num_workers=workers)))
+    here, there = batches[0]["pixel_values"], batches[1]["pixel_values"]
+    assert there.dtype == torch.uint8 and torch.equal(here, there) and here.stride() == there.stride()
+    assert there.permute(0, 1, 3, 4, 2).is_contiguous()
+    assert "pixel_attention_mask" not in batches[1]

@@ -7,7 +7,7 @@ set with the_cauldron's size mix (`bench/dataset.py`) and the real pair's proces
   (`data/tiles.py`), uint8 tiles in the batch: the model normalises them on its device (`data/pixels.py`), so
   that work is not in these timings.
 Both paths first encode the same samples once to show they agree (token counts, tile grids, pixel difference).
-After one untimed warm-up pass, timed runs alternate the two paths round by round; in-process runs use one torch
+After one untimed warm-up pass of each, timed runs alternate the two paths round by round; in-process runs use one torch
 thread, as a DataLoader worker does, and report the CPU time per stage. Rates are given per wall second and per CPU second: on a shared machine
 the wall clock also counts other programs' turns on the cores, the CPU clock only this work.
 """
@@ -66,9 +66,11 @@ def bench_data(folder: str, processor, samples: int, workers: list[int], repeats
     from smvl.data.inspect import bench_run
 
     runs = {(path, w): [] for path in ("stock", "fast") for w in [0, *workers]}
-    # Untimed: grows this process's heap to its high-water mark, as a long-running loader's is (`data/heap.py`);
-    # workers are forked from it.
-    bench_run(folder, processor, samples, 0, fast=True)
+    # Untimed, each path once: grows this process's heap to its high-water mark, as a long-running loader's is
+    # (`data/heap.py`), so neither path's first timed run pays for page faults the other's would not; workers are
+    # forked from it.
+    for fast in (False, True):
+        bench_run(folder, processor, samples, 0, fast=fast)
     for r in range(repeats):
         for w in [0, *workers]:
             for path in (("stock", "fast") if r % 2 == 0 else ("fast", "stock")):

@@ -59,7 +59,7 @@ class Encoded:
     kinds: list[str]  # per token: "prompt", "answer" or "image"
     pixel_values: torch.Tensor | None = None  # [tiles, 3, H, W]: float, or uint8 with pixel_norm
     pixel_norm: tuple[torch.Tensor, torch.Tensor] | None = None  # uint8 tiles: float = x * scale - shift ([3, 1, 1])
-    pixel_attention_mask: torch.Tensor | None = None  # [tiles, H, W]
+    pixel_attention_mask: torch.Tensor | None = None  # [tiles, H, W] bool; None: all ones (no padded pixels)
     tiles: list[tuple[int, int]] = field(default_factory=list)  # (rows, cols) per image
     truncated: bool = False  # turns dropped or the last answer shortened (re-tiling shows in `tiles`)
     id: str = ""
@@ -110,6 +110,7 @@ class Encoder:
         self.size = processor.image_processor.size["longest_edge"]
         self.tile = processor.image_processor.max_image_size["longest_edge"]
         self.tiler = FastTiler(processor.image_processor)
+        self._blocks: dict[tuple[int, int], list[int]] = {}  # (rows, cols) -> an image block's token ids
         self.timer = StageTimer()  # "tokenise" (all but the image call) and "resize/tile"
 
     def _fast(self) -> bool:
@@ -126,9 +127,12 @@ class Encoder:
         return self.tok(text, add_special_tokens=False)["input_ids"] if text else []
 
     def _block(self, rows: int, cols: int) -> list[int]:
-        p = self.processor
-        return self._ids(get_image_prompt_string(rows, cols, p.image_seq_len, p.fake_image_token, p.image_token,
-                                                 p.global_image_token))
+        """An image block's ids, tokenised once per grid: ~1,100 marker tokens cost ~3 ms a sample to tokenise."""
+        if (rows, cols) not in self._blocks:
+            p = self.processor
+            self._blocks[rows, cols] = self._ids(get_image_prompt_string(
+                rows, cols, p.image_seq_len, p.fake_image_token, p.image_token, p.global_image_token))
+        return list(self._blocks[rows, cols])
 
     def layout(self, messages: list[dict], grids: list[tuple[int, int]]) -> tuple[list[int], list[str]]:
         """Token ids and per-token kinds of `messages` rendered whole, their images tiled as `grids`."""
@@ -208,16 +212,17 @@ class Encoder:
         return enc
 
     def _tiles(self, enc: Encoded, images: list, size: int) -> list[tuple[int, int]]:
-        """Sets enc's pixel_values [tiles, 3, T, T] (uint8 + pixel_norm on the fast path) and pixel_attention_mask
-        [tiles, T, T] bool; returns the (rows, cols) per image the tiling made."""
+        """Sets enc's pixel_values [tiles, 3, T, T] (uint8 + pixel_norm on the fast path) and, where the processor
+        padded some pixels, pixel_attention_mask [tiles, T, T] bool; returns the (rows, cols) per image."""
         if self._fast():
-            enc.pixel_values, enc.pixel_attention_mask, grids = self.tiler(images, size)
+            enc.pixel_values, grids = self.tiler(images, size)
             enc.pixel_norm = self.tiler.norm()
             return grids
         out = self.processor.image_processor(
             [images], size={"longest_edge": size}, return_row_col_info=True, return_tensors="pt"
         )
-        enc.pixel_values, enc.pixel_attention_mask = out["pixel_values"][0], out["pixel_attention_mask"][0].bool()
+        enc.pixel_values, mask = out["pixel_values"][0], out["pixel_attention_mask"][0].bool()
+        enc.pixel_attention_mask = None if mask.all() else mask
         return list(zip(out["rows"][0], out["cols"][0]))
 
 
@@ -242,16 +247,21 @@ def collate(batch: list[Encoded], pad_id: int, options: CollateOptions) -> dict[
 
 def image_tensors(batch: list[Encoded]) -> dict[str, torch.Tensor]:
     """Every sample's tiles in token order (the order the model fills image tokens in), as one [1, tiles, ...].
-    Fast-path tiles stay uint8: the model normalises them (`pixels.normalise_on_model`), so the workers do no
-    float work and a quarter of the bytes cross to the main process and the GPU. Stock-path (float) tiles, or a
-    mix, give float pixels, the uint8 ones normalised while copied in."""
+    Fast-path tiles stay uint8 and channels-last (as `FastTiler` makes them, so each sample's copy in is a plain
+    memory copy): the model normalises them (`pixels.normalise_on_model`), so the workers do no float work and a
+    quarter of the bytes cross to the main process and the GPU. Stock-path (float) tiles, or a mix, give float
+    pixels, the uint8 ones normalised while copied in. `pixel_attention_mask` only where some pixel is padding:
+    SmolVLM makes the all-ones mask itself when given none (a third more bytes than the uint8 pixels, for nothing)."""
     with_tiles = [e for e in batch if e.pixel_values is not None]
     if not with_tiles:
         return {}
     count = sum(e.pixel_values.shape[0] for e in with_tiles)
     raw = all(e.pixel_norm is not None for e in with_tiles)
-    shape = (count, *with_tiles[0].pixel_values.shape[1:])  # [tiles, 3, H, W]
-    pixels = batch_tensor(shape, torch.uint8 if raw else torch.float32)
+    channels, height, width = with_tiles[0].pixel_values.shape[1:]
+    if raw:
+        pixels = batch_tensor((count, height, width, channels), torch.uint8).permute(0, 3, 1, 2)  # [tiles, 3, H, W]
+    else:
+        pixels = batch_tensor((count, channels, height, width), torch.float32)
     at = 0
     for e in with_tiles:
         n = e.pixel_values.shape[0]
@@ -260,14 +270,20 @@ def image_tensors(batch: list[Encoded]) -> dict[str, torch.Tensor]:
             scale, shift = e.pixel_norm
             pixels[at : at + n].mul_(scale).sub_(shift)
         at += n
-    mask = batch_tensor((count, *with_tiles[0].pixel_attention_mask.shape[1:]), torch.bool)  # [tiles, H, W]
-    torch.cat([e.pixel_attention_mask for e in with_tiles], out=mask)
-    return {"pixel_values": pixels[None], "pixel_attention_mask": mask[None]}
+    out = {"pixel_values": pixels[None]}
+    if any(e.pixel_attention_mask is not None for e in with_tiles):
+        mask = batch_tensor((count, height, width), torch.bool)  # [tiles, H, W]
+        torch.cat([e.pixel_attention_mask if e.pixel_attention_mask is not None
+                   else torch.ones(e.pixel_values.shape[0], height, width, dtype=torch.bool) for e in with_tiles],
+                  out=mask)
+        out["pixel_attention_mask"] = mask[None]
+    return out
 
 
 def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """An empty tensor, in shared memory inside a DataLoader worker (as torch's default_collate allocates): the
-    batch then crosses to the main process without the copy into shared memory pickling would make."""
+    """An empty contiguous tensor, in shared memory inside a DataLoader worker (as torch's default_collate
+    allocates): the batch then crosses to the main process without the copy into shared memory pickling would
+    make (strides included: a permuted view arrives as the same view)."""
     from torch.utils.data import get_worker_info
 
     if get_worker_info() is None:

@@ -4,7 +4,8 @@ Our batches carry `pixel_values` as uint8 [1, tiles, 3, H, W] (a quarter of the 
 DataLoader's shared memory and to the GPU, and no float work in the workers). `normalise_on_model` installs a
 forward pre-hook on the model's SmolVLMModel that turns uint8 pixel values into what the stock processor computes,
 x * rescale_factor then (x - image_mean) / image_std, done as x * (rescale_factor / std) - mean / std in float32
-(bit-for-bit the processor's fused result), on the model's device, then cast to the model's dtype. Float pixel
+(bit-for-bit the processor's fused result), on the model's device, then cast to the model's dtype and laid out
+channels-first as the processor's are (ours travel channels-last, see `FastTiler`). Float pixel
 values (the stock processor's, at inference) pass through unchanged.
 
 SmolVLM itself takes uint8 pixel values silently (it casts them to its dtype: values 0-255 where -1..1 belong),
@@ -57,7 +58,8 @@ def normalise_on_model(model, image_processor):
             return None
         param = next(module.parameters())
         floats = normalise(pixels.to(param.device, non_blocking=True), scale, shift)
-        return args, {**kwargs, "pixel_values": floats.to(param.dtype)}
+        # Our tiles are channels-last in memory (`FastTiler`); the model gets the layout the processor's have.
+        return args, {**kwargs, "pixel_values": floats.to(param.dtype).contiguous()}
 
     setattr(inner, _MARK, inner.register_forward_pre_hook(hook, with_kwargs=True))
     return model
