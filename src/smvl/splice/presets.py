@@ -1,7 +1,7 @@
 """Named source pairs: the real models by hub id, and `tiny`, random models built in code for offline use.
 
-`tiny` mirrors the real pair at toy size: a SmolVLM checkpoint (SigLIP-style tower, 96px tiles, patch 8,
-pixel shuffle 2 -> 36 tokens per tile, images split into up to 2x2 tiles + a global one) and a Qwen3 causal LM
+`tiny` mirrors the real pair at toy size: a SmolVLM checkpoint (SigLIP-style tower, 64px tiles, patch 8,
+pixel shuffle 2 -> 16 tokens per tile, images split into up to 2x2 tiles + a global one) and a Qwen3 causal LM
 with a byte-level BPE tokenizer carrying Qwen's special tokens and Qwen3's chat template. Built once per
 machine into the cache (a few seconds), deterministically, so every command works without a download.
 """
@@ -15,8 +15,7 @@ from pathlib import Path
 
 import torch
 
-TINY_VERSION = "tiny-v4"
-TINY_TILE, TINY_PATCH, TINY_SCALE = 96, 8, 2  # tile px, patch px, pixel-shuffle scale: (96 / 8 / 2)^2 = 36 tokens
+TINY_VERSION = "tiny-v3"
 
 # Qwen2/3's special tokens in their original order; the first 14 are special, the rest plain added tokens.
 QWEN_SPECIAL = [
@@ -146,15 +145,13 @@ def build_tiny_vision(folder: Path) -> None:
     from transformers import LlamaConfig, SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessor
 
     torch.manual_seed(1)
-    # 96px tiles: the synthetic set's own size, so one tile sees its shapes unscaled, 29-41 px = 4-5 patches wide
-    # (at 64px, 2-3 patches: the demo model learnt to count but never to tell a circle from a square)
     vision = dict(hidden_size=96, intermediate_size=192, num_hidden_layers=3, num_attention_heads=4,
-                  image_size=TINY_TILE, patch_size=TINY_PATCH)
+                  image_size=64, patch_size=8)
     text = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                        num_attention_heads=2, num_key_value_heads=1)
-    config = SmolVLMConfig(vision_config=vision, text_config=text.to_dict(), scale_factor=TINY_SCALE, image_token_id=100)
+    config = SmolVLMConfig(vision_config=vision, text_config=text.to_dict(), scale_factor=2, image_token_id=100)
     SmolVLMForConditionalGeneration(config).save_pretrained(folder)
     SmolVLMImageProcessor(
-        size={"longest_edge": 2 * TINY_TILE}, max_image_size={"longest_edge": TINY_TILE}, do_image_splitting=True,
+        size={"longest_edge": 128}, max_image_size={"longest_edge": 64}, do_image_splitting=True,
         image_mean=[0.5] * 3, image_std=[0.5] * 3, resample=1,
     ).save_pretrained(folder)
