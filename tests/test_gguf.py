@@ -1,0 +1,118 @@
+"""`smvl export gguf`, checked in a real llama.cpp (llama-cpp-python's bindings, built from its sdist): the ids it
+feeds, greedy answers, q8_0 agreement and synthetic-set accuracy against transformers.
+
+Image sizes: llama.cpp resizes images itself (its own filter), so the exactness checks use images already at the
+tiny preset's longest edge (128 px): tiles are then cut without resizing and only the 64 px global image differs
+by the resize filter.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+from PIL import Image
+
+from smvl.cli import main
+
+needs_llama = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                                 reason="llama-cpp-python is not installed (pip install -e '.[test]' brings it)")
+gguf = pytest.importorskip("gguf", reason="gguf is not installed (pip install -e '.[test]' brings it)")
+
+
+def export(model_dir, out, quant):
+    from smvl.export.gguf_export import export_gguf
+
+    return export_gguf(model_dir, out, quant=quant)
+
+
+def test_export_gives_the_marker_ids_smolvlm_names_and_keeps_every_other_token(tiny_model, tmp_path):
+    from transformers import AutoProcessor
+
+    files = export(tiny_model, tmp_path, "f32")
+    tokenizer = AutoProcessor.from_pretrained(tiny_model).tokenizer
+    text = gguf.GGUFReader(files.text)
+    tokens = text.fields["tokenizer.ggml.tokens"].contents()
+    vocab = tokenizer.get_vocab()
+    renamed = {vocab[tokenizer.fake_image_token]: "<fake_token_around_image>",
+               vocab[tokenizer.global_image_token]: "<global-img>", vocab[tokenizer.image_token]: "<image>"}
+    for token, i in vocab.items():
+        assert tokens[i] == renamed.get(i, token)
+    assert text.fields["general.architecture"].contents() == "qwen3"
+    assert text.fields["tokenizer.ggml.pre"].contents() == "qwen2"
+    mmproj = gguf.GGUFReader(files.mmproj)
+    assert mmproj.fields["clip.projector_type"].contents() == "idefics3"
+    assert {t.name for t in mmproj.tensors} >= {"v.patch_embd.weight", "v.post_ln.weight", "mm.model.fc.weight"}
+    assert not any(t.name.startswith(("blk.", "token_embd")) for t in mmproj.tensors)
+
+
+def test_export_of_a_folder_that_is_not_smolvlm_fails_in_one_line(tiny_sources, tmp_path, capsys):
+    assert main(["export", "gguf", str(tiny_sources / "text"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "SmolVLM" in err, err
+
+
+# --- in llama.cpp, on the trained demo model ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_ggufs(demo_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gguf")
+    return {quant: export(demo_run / "final", out, quant) for quant in ("f32", "f16", "q8_0")}
+
+
+@pytest.fixture(scope="module")
+def reference(demo_run):
+    from smvl.infer.generate import load
+
+    return load(demo_run / "final", dtype="fp32", device="cpu")
+
+
+def scene(size: tuple[int, int], index: int = 0) -> Image.Image:
+    """A synthetic-set picture at `size` (no resize needed for tiles of the tiny preset)."""
+    from smvl.data.synthetic import synthetic_samples
+
+    return synthetic_samples("test", index + 1, seed=3, image_size=max(size))[index].images[0].resize(size)
+
+
+def conversation(question: str, image: bool) -> list[dict]:
+    parts = ([{"type": "image"}] if image else []) + [{"type": "text", "text": question}]
+    return [{"role": "user", "content": parts}]
+
+
+def prompts(processor, messages, pair):
+    from smvl.infer.generate import prompt_text
+
+    text = prompt_text(processor, messages, thinking=False)
+    return text, text.replace(processor.tokenizer.image_token, pair.marker)
+
+
+def our_inputs(processor, text, images):
+    return processor(text=[text], images=[images] if images else None, return_tensors="pt")
+
+
+@torch.no_grad()
+def transformers_greedy(model, inputs, n: int) -> list[int]:
+    """n greedy tokens without stopping at the end token (llama.cpp's side is run the same way)."""
+    out = model.generate(**inputs, do_sample=False, temperature=None, top_p=None, top_k=None, max_new_tokens=n,
+                         eos_token_id=None, pad_token_id=0)
+    return out[0, inputs["input_ids"].shape[1]:].tolist()
+
+
+CASES = [("你好！", None), ("图中的圆形是什么颜色？", (128, 128)), ("这个物体是什么形状？", (128, 64)),
+         ("图里有几个物体？", (64, 128))]
+
+
+@needs_llama
+def test_llama_cpp_feeds_the_ids_our_processor_makes(demo_ggufs, reference):
+    from smvl.export.llama_run import LlamaPair
+
+    model, processor = reference
+    files = demo_ggufs["f32"]
+    with LlamaPair(files.text, files.mmproj) as pair:
+        for question, size in CASES:
+            images = [scene(size)] if size else []
+            ours, theirs = prompts(processor, conversation(question, bool(size)), pair)
+            expected = our_inputs(processor, ours, images)["input_ids"][0].tolist()
+            assert pair.fed_ids(theirs, images, model.config.image_token_id) == expected, (question, size)
