@@ -47,6 +47,17 @@ def test_export_gives_the_marker_ids_smolvlm_names_and_keeps_every_other_token(t
     assert not any(t.name.startswith(("blk.", "token_embd")) for t in mmproj.tensors)
 
 
+@pytest.mark.parametrize("quant", ["f16", "q8_0"])
+def test_planned_sizes_from_the_config_equal_the_exported_tensor_bytes(tiny_model, tmp_path, quant):
+    from transformers import AutoConfig
+
+    from smvl.export.sizes import planned_bytes
+
+    files = export(tiny_model, tmp_path, quant)
+    written = [sum(int(t.n_bytes) for t in gguf.GGUFReader(f).tensors) for f in (files.text, files.mmproj)]
+    assert list(planned_bytes(AutoConfig.from_pretrained(tiny_model), quant)) == written
+
+
 def test_export_of_a_folder_that_is_not_smolvlm_fails_in_one_line(tiny_sources, tmp_path, capsys):
     assert main(["export", "gguf", str(tiny_sources / "text"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
@@ -116,3 +127,64 @@ def test_llama_cpp_feeds_the_ids_our_processor_makes(demo_ggufs, reference):
             ours, theirs = prompts(processor, conversation(question, bool(size)), pair)
             expected = our_inputs(processor, ours, images)["input_ids"][0].tolist()
             assert pair.fed_ids(theirs, images, model.config.image_token_id) == expected, (question, size)
+
+
+@needs_llama
+@pytest.mark.parametrize("quant", ["f32", "f16"])
+def test_llama_cpp_greedy_equals_transformers_for_16_tokens(demo_ggufs, reference, quant):
+    from smvl.export.llama_run import LlamaPair
+
+    model, processor = reference
+    files = demo_ggufs[quant]
+    with LlamaPair(files.text, files.mmproj) as pair:
+        for question, size in CASES:
+            images = [scene(size)] if size else []
+            ours, theirs = prompts(processor, conversation(question, bool(size)), pair)
+            expected = transformers_greedy(model, our_inputs(processor, ours, images), 16)
+            assert pair.greedy(theirs, images, 16, stop=False) == expected, (question, size)
+
+
+def synthetic_prompts(n: int):
+    from smvl.data.synthetic import synthetic_samples
+    from smvl.eval.image_use import first_question
+
+    return [(first_question(s), s.images) for s in synthetic_samples("test", n, seed=0)]
+
+
+@needs_llama
+def test_q8_0_predicts_transformers_next_token_95_percent_of_the_time(demo_ggufs, reference):
+    from smvl.export.llama_run import LlamaPair
+
+    model, processor = reference
+    files = demo_ggufs["q8_0"]
+    agree = total = 0
+    with LlamaPair(files.text, files.mmproj) as pair:
+        for (messages, _, used), images in synthetic_prompts(12):
+            ours, theirs = prompts(processor, messages, pair)
+            expected = transformers_greedy(model, our_inputs(processor, ours, images[:used]), 16)
+            predicted = pair.forced_top1(theirs, images[:used], expected)
+            agree += sum(a == b for a, b in zip(predicted, expected))
+            total += len(expected)
+    assert agree / total >= 0.95, f"{agree}/{total}"
+
+
+@needs_llama
+def test_f16_answers_the_synthetic_questions_as_well_as_transformers(demo_ggufs, reference):
+    from smvl.eval.metrics import metric_for
+    from smvl.export.llama_run import LlamaPair
+    from smvl.infer.generate import generate_batch
+
+    model, processor = reference
+    metric = metric_for("synthetic")
+    items = synthetic_prompts(50)
+    ours = generate_batch(model, processor, [m for (m, _, _), _ in items], [im[:u] for (_, _, u), im in items],
+                          max_new_tokens=16)
+    files = demo_ggufs["f16"]
+    with LlamaPair(files.text, files.mmproj) as pair:
+        theirs = [processor.tokenizer.decode(pair.greedy(prompts(processor, m, pair)[1], im[:u], 16),
+                                             skip_special_tokens=True).strip() for (m, _, u), im in items]
+    refs = [ref for (_, ref, _), _ in items]
+    ours_acc = 100 * sum(metric(p, r) for p, r in zip(ours, refs)) / len(refs)
+    theirs_acc = 100 * sum(metric(p, r) for p, r in zip(theirs, refs)) / len(refs)
+    print(f"synthetic accuracy over {len(refs)}: transformers {ours_acc:.1f}, llama.cpp f16 {theirs_acc:.1f}")
+    assert ours_acc > 50 and abs(theirs_acc - ours_acc) <= 2, (ours_acc, theirs_acc)
