@@ -104,10 +104,11 @@ def our_inputs(processor, text, images):
 
 
 @torch.no_grad()
-def transformers_greedy(model, inputs, n: int) -> list[int]:
-    """n greedy tokens without stopping at the end token (llama.cpp's side is run the same way)."""
+def transformers_greedy(model, inputs, n: int, stop: bool = False) -> list[int]:
+    """Up to n greedy tokens; without `stop`, exactly n, through the end token (llama.cpp is run the same way)."""
+    ends = {} if stop else {"eos_token_id": None}
     out = model.generate(**inputs, do_sample=False, temperature=None, top_p=None, top_k=None, max_new_tokens=n,
-                         eos_token_id=None, pad_token_id=0)
+                         pad_token_id=0, **ends)
     return out[0, inputs["input_ids"].shape[1]:].tolist()
 
 
@@ -161,7 +162,7 @@ def test_q8_0_predicts_transformers_next_token_95_percent_of_the_time(demo_ggufs
     with LlamaPair(files.text, files.mmproj) as pair:
         for (messages, _, used), images in synthetic_prompts(12):
             ours, theirs = prompts(processor, messages, pair)
-            expected = transformers_greedy(model, our_inputs(processor, ours, images[:used]), 16)
+            expected = transformers_greedy(model, our_inputs(processor, ours, images[:used]), 16, stop=True)
             predicted = pair.forced_top1(theirs, images[:used], expected)
             agree += sum(a == b for a, b in zip(predicted, expected))
             total += len(expected)
@@ -188,3 +189,11 @@ def test_f16_answers_the_synthetic_questions_as_well_as_transformers(demo_ggufs,
     theirs_acc = 100 * sum(metric(p, r) for p, r in zip(theirs, refs)) / len(refs)
     print(f"synthetic accuracy over {len(refs)}: transformers {ours_acc:.1f}, llama.cpp f16 {theirs_acc:.1f}")
     assert ours_acc > 50 and abs(theirs_acc - ours_acc) <= 2, (ours_acc, theirs_acc)
+
+
+@needs_llama
+def test_bench_generate_compares_llama_cpp_with_transformers(tiny_model, capsys):
+    assert main(["bench", "generate", str(tiny_model), "--engine", "llama.cpp", "--new-tokens", "4",
+                 "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "llama.cpp / transformers: time to first token x" in out and "tokens/s x" in out, out
