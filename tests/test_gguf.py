@@ -64,20 +64,20 @@ def test_export_of_a_folder_that_is_not_smolvlm_fails_in_one_line(tiny_sources, 
     assert len(err.splitlines()) == 1 and "SmolVLM" in err, err
 
 
-# --- in llama.cpp, on the trained demo model ------------------------------------------------------------------
+# --- in llama.cpp: ids, greedy and q8_0 on the spliced tiny model, accuracy on the trained demo model ----------
 
 
 @pytest.fixture(scope="module")
-def demo_ggufs(demo_run, tmp_path_factory):
+def tiny_ggufs(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("gguf")
-    return {quant: export(demo_run / "final", out, quant) for quant in ("f32", "f16", "q8_0")}
+    return {quant: export(tiny_model, out, quant) for quant in ("f32", "f16", "q8_0")}
 
 
 @pytest.fixture(scope="module")
-def reference(demo_run):
+def reference(tiny_model):
     from smvl.infer.generate import load
 
-    return load(demo_run / "final", dtype="fp32", device="cpu")
+    return load(tiny_model, dtype="fp32", device="cpu")
 
 
 def scene(size: tuple[int, int], index: int = 0) -> Image.Image:
@@ -117,11 +117,11 @@ CASES = [("你好！", None), ("图中的圆形是什么颜色？", (128, 128)),
 
 
 @needs_llama
-def test_llama_cpp_feeds_the_ids_our_processor_makes(demo_ggufs, reference):
+def test_llama_cpp_feeds_the_ids_our_processor_makes(tiny_ggufs, reference):
     from smvl.export.llama_run import LlamaPair
 
     model, processor = reference
-    files = demo_ggufs["f32"]
+    files = tiny_ggufs["f32"]
     with LlamaPair(files.text, files.mmproj) as pair:
         for question, size in CASES:
             images = [scene(size)] if size else []
@@ -132,11 +132,11 @@ def test_llama_cpp_feeds_the_ids_our_processor_makes(demo_ggufs, reference):
 
 @needs_llama
 @pytest.mark.parametrize("quant", ["f32", "f16"])
-def test_llama_cpp_greedy_equals_transformers_for_16_tokens(demo_ggufs, reference, quant):
+def test_llama_cpp_greedy_equals_transformers_for_16_tokens(tiny_ggufs, reference, quant):
     from smvl.export.llama_run import LlamaPair
 
     model, processor = reference
-    files = demo_ggufs[quant]
+    files = tiny_ggufs[quant]
     with LlamaPair(files.text, files.mmproj) as pair:
         for question, size in CASES:
             images = [scene(size)] if size else []
@@ -153,11 +153,11 @@ def synthetic_prompts(n: int):
 
 
 @needs_llama
-def test_q8_0_predicts_transformers_next_token_95_percent_of_the_time(demo_ggufs, reference):
+def test_q8_0_predicts_transformers_next_token_95_percent_of_the_time(tiny_ggufs, reference):
     from smvl.export.llama_run import LlamaPair
 
     model, processor = reference
-    files = demo_ggufs["q8_0"]
+    files = tiny_ggufs["q8_0"]
     agree = total = 0
     with LlamaPair(files.text, files.mmproj) as pair:
         for (messages, _, used), images in synthetic_prompts(12):
@@ -170,17 +170,17 @@ def test_q8_0_predicts_transformers_next_token_95_percent_of_the_time(demo_ggufs
 
 
 @needs_llama
-def test_f16_answers_the_synthetic_questions_as_well_as_transformers(demo_ggufs, reference):
+def test_f16_answers_the_synthetic_questions_as_well_as_transformers(demo_run, tmp_path):
     from smvl.eval.metrics import metric_for
     from smvl.export.llama_run import LlamaPair
-    from smvl.infer.generate import generate_batch
+    from smvl.infer.generate import generate_batch, load
 
-    model, processor = reference
+    model, processor = load(demo_run / "final", dtype="fp32", device="cpu")
     metric = metric_for("synthetic")
     items = synthetic_prompts(100)
     ours = generate_batch(model, processor, [m for (m, _, _), _ in items], [im[:u] for (_, _, u), im in items],
                           max_new_tokens=16)
-    files = demo_ggufs["f16"]
+    files = export(demo_run / "final", tmp_path, "f16")
     with LlamaPair(files.text, files.mmproj) as pair:
         theirs = [processor.tokenizer.decode(pair.greedy(prompts(processor, m, pair)[1], im[:u], 16),
                                              skip_special_tokens=True).strip() for (m, _, u), im in items]
