@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "smvl.infer.commands",
     "smvl.serve.commands",
     "smvl.eval.commands",
+    "smvl.export.commands",
     "smvl.bench.commands",
 ]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-TINY_VERSION = "tiny-v3"
+TINY_VERSION = "tiny-v4"
 
 # Qwen2/3's special tokens in their original order; the first 14 are special, the rest plain added tokens.
 QWEN_SPECIAL = [
@@ -112,6 +112,9 @@ def build_tiny_tokenizer():
     with tempfile.TemporaryDirectory() as tmp:
         model.save(tmp)
         merges = [tuple(l.split()) for l in Path(tmp, "merges.txt").read_text().splitlines()[1:] if l.strip()]
+    # "\n\n" is one token in Qwen's vocabulary, and llama.cpp's SmolVLM image template looks it up as one.
+    vocab["ĊĊ"] = len(vocab)
+    merges.append(("Ċ", "Ċ"))
     template = (Path(__file__).parent / "qwen3_chat_template.jinja").read_text()
     tokenizer = Qwen2Tokenizer(
         vocab=vocab, merges=merges, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None
