@@ -12,7 +12,8 @@ from pathlib import Path
 
 import gguf
 
-from smvl.export.quant import QUANTS, encode, tensor_type
+from smvl.export.gguf_file import add_tensor, finish_gguf, open_gguf
+from smvl.export.quant import QUANTS, tensor_type
 
 VISION_PREFIXES = ("model.vision_model.", "model.connector.")
 
@@ -26,10 +27,7 @@ def mmproj_quant(quant: str) -> str:
 def write_mmproj_gguf(path: Path, config, tensors, image_processor, quant: str, name: str) -> None:
     vision = config.vision_config
     qtype, ftype = QUANTS[quant]
-    writer = gguf.GGUFWriter(path, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.MMPROJ])
-    writer.add_type(gguf.GGUFType.MMPROJ)
-    writer.add_name(name)
-    writer.add_file_type(ftype)
+    writer = open_gguf(path, gguf.MODEL_ARCH.MMPROJ, gguf.GGUFType.MMPROJ, name, ftype)
     writer.add_clip_has_vision_encoder(True)
     writer.add_clip_projector_type(gguf.VisionProjectorType.IDEFICS3)
     writer.add_vision_projection_dim(config.text_config.hidden_size)
@@ -54,9 +52,5 @@ def write_mmproj_gguf(path: Path, config, tensors, image_processor, quant: str, 
         if gguf_name is None:
             raise ValueError(f"no GGUF name for {hf_name}")
         kind = tensor_type(gguf_name, data.shape, qtype, keep_f32=".embeddings." in hf_name)
-        writer.add_tensor(gguf_name, encode(data, kind), raw_dtype=kind)
-
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+        add_tensor(writer, gguf_name, data, kind)
+    finish_gguf(writer)

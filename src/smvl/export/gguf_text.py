@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import gguf
-import numpy as np
 
-from smvl.export.quant import QUANTS, encode, tensor_type
+from smvl.export.gguf_file import add_tensor, finish_gguf, open_gguf
+from smvl.export.quant import QUANTS, tensor_type
 from smvl.export.vocab import PRE_TOKENIZER, export_vocab
 
 TEXT_PREFIX = "model.text_model."
@@ -27,10 +27,7 @@ def write_text_gguf(path: Path, config, tensors, tokenizer, chat_template: str |
         raise ValueError(f"export gguf supports text models of type {', '.join(ARCHES)}, not {text.model_type}")
     arch = ARCHES[text.model_type]
     qtype, ftype = QUANTS[quant]
-    writer = gguf.GGUFWriter(path, gguf.MODEL_ARCH_NAMES[arch])
-    writer.add_type(gguf.GGUFType.MODEL)
-    writer.add_name(name)
-    writer.add_file_type(ftype)
+    writer = open_gguf(path, arch, gguf.GGUFType.MODEL, name, ftype)
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
     writer.add_context_length(text.max_position_embeddings)
     writer.add_embedding_length(text.hidden_size)
@@ -72,12 +69,8 @@ def write_text_gguf(path: Path, config, tensors, tokenizer, chat_template: str |
         else:
             continue
         kind = tensor_type(gguf_name, data.shape, qtype)
-        writer.add_tensor(gguf_name, encode(data, kind), raw_dtype=kind)
-
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+        add_tensor(writer, gguf_name, data, kind)
+    finish_gguf(writer)
 
 
 def rope_theta(text) -> float:
