@@ -197,3 +197,24 @@ def test_bench_generate_compares_llama_cpp_with_transformers(tiny_model, capsys)
                  "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "llama.cpp / transformers: time to first token x" in out and "tokens/s x" in out, out
+
+
+@needs_llama
+def test_real_width_export_feeds_our_ids_and_answers_as_transformers(real_fake_sources, tmp_path):
+    """The real pair's configs, tokenizer and processor (512 px tiles, 2048 px longest edge), depth cut to 1 layer:
+    the toy model's 64 px tiles and 900-token vocabulary cannot show what the real tokenizer and tiling do."""
+    from smvl.export.llama_run import LlamaPair
+    from smvl.infer.generate import load
+    from smvl.splice.model import splice
+
+    model_dir = splice(str(real_fake_sources / "vision"), str(real_fake_sources / "text"), tmp_path / "m",
+                       dtype="fp32")
+    files = export(model_dir, tmp_path / "gguf", "f32")
+    model, processor = load(model_dir, dtype="fp32", device="cpu")
+    with LlamaPair(files.text, files.mmproj, n_ctx=8192) as pair:
+        for question, size in [("你好！", None), ("图中有什么？", (2048, 2048)), ("这是什么？", (1200, 700))]:
+            images = [Image.linear_gradient("L").resize(size).convert("RGB")] if size else []
+            ours, theirs = prompts(processor, conversation(question, bool(size)), pair)
+            inputs = our_inputs(processor, ours, images)
+            assert pair.fed_ids(theirs, images, model.config.image_token_id) == inputs["input_ids"][0].tolist(), size
+        assert pair.greedy(theirs, images, 8, stop=False) == transformers_greedy(model, inputs, 8)
