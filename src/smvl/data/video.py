@@ -39,6 +39,11 @@ class VideoSampling:
     fps: float = 1.0
     max_frames: int = 64
     longest: int | None = None  # frames decoded at most this long on their longest edge (None: as stored)
+    max_seconds: float | None = None  # a longer video is refused (None: MAX_SECONDS)
+
+    @property
+    def seconds_limit(self) -> float:
+        return MAX_SECONDS if self.max_seconds is None else self.max_seconds
 
     @classmethod
     def of(cls, video_processor) -> "VideoSampling":
@@ -86,9 +91,13 @@ def sample_indices(total: int, fps: float, duration: float, sampling: VideoSampl
     return [int(i) for i in processor.sample_frames(meta, num_frames=sampling.max_frames, fps=sampling.fps)]
 
 
-def load_video(obj, base_dir: str | Path | None = None, sampling: VideoSampling | None = None) -> Video:
-    """A path, folder of frames, bytes, {"path"/"bytes", "fps"} dict or data URI -> Video, or BadSample."""
+def load_video(obj, base_dir: str | Path | None = None, sampling: VideoSampling | None = None,
+               max_seconds: float | None = None) -> Video:
+    """A path, folder of frames, bytes, {"path"/"bytes", "fps"} dict or data URI -> Video, or BadSample;
+    `max_seconds` lowers MAX_SECONDS (the server's limit)."""
     sampling = sampling or VideoSampling()
+    if max_seconds is not None:
+        sampling = replace(sampling, max_seconds=min(max_seconds, MAX_SECONDS))
     base = Path(base_dir) if base_dir is not None else None
     if isinstance(obj, Video):
         return obj
@@ -154,8 +163,8 @@ def _from_folder(path: Path, sampling: VideoSampling, fps=None) -> Video:
         raise BadSample("no frames", f"{path} holds no {'/'.join(FRAME_SUFFIXES)} files")
     fps = float(fps or FOLDER_FPS)
     duration = len(files) / fps
-    if duration > MAX_SECONDS:
-        raise BadSample("video too long", f"{path}: {duration:.0f} s (limit {MAX_SECONDS} s)")
+    if duration > sampling.seconds_limit:
+        raise BadSample("video too long", f"{path}: {duration:.0f} s (limit {sampling.seconds_limit:g} s)")
     keep = sample_indices(len(files), fps, duration, sampling)
     images = [load_image(files[i]) for i in keep]
     if len({im.size for im in images}) > 1:
@@ -183,8 +192,8 @@ def _decode(f, name: str, sampling: VideoSampling) -> Video:
             raise BadSample("video too large", f"{name}: {width}x{height} frames (limit {MAX_FRAME_PIXELS:,} pixels)")
         fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
         duration = _duration(container, stream)
-        if duration is not None and duration > MAX_SECONDS:
-            raise BadSample("video too long", f"{name}: {duration:.0f} s (limit {MAX_SECONDS} s)")
+        if duration is not None and duration > sampling.seconds_limit:
+            raise BadSample("video too long", f"{name}: {duration:.0f} s (limit {sampling.seconds_limit:g} s)")
         total = stream.frames or (round(duration * fps) if duration else 0)
         if total <= 0:
             raise BadSample("no frames", f"{name}: the header gives no duration or frame count")
@@ -193,8 +202,8 @@ def _decode(f, name: str, sampling: VideoSampling) -> Video:
         frames, times = [], []
         try:
             for index, frame in enumerate(container.decode(stream)):
-                if frame.time is not None and frame.time > MAX_SECONDS:
-                    raise BadSample("video too long", f"{name}: frames past {MAX_SECONDS} s")
+                if frame.time is not None and frame.time > sampling.seconds_limit:
+                    raise BadSample("video too long", f"{name}: frames past {sampling.seconds_limit:g} s")
                 if index in wanted:
                     frames.append(frame.to_ndarray(format="rgb24", width=out_size[0], height=out_size[1]))
                     times.append(float(frame.time or index / fps))

@@ -1,0 +1,91 @@
+"""A video used end to end on the tiny model: generation through the stock processor, chat --video, the server's
+video_url parts (data URLs; local and remote refused by default; limits as 4xx), eval's frozen-frame condition."""
+
+from __future__ import annotations
+
+import base64
+import io
+import subprocess
+import sys
+
+import pytest
+from test_serve_helpers import loaded, post, running  # noqa: F401
+from video_files import write_audio_only, write_video
+
+from smvl.data.video import VideoSampling, load_video
+from smvl.serve.app import build_app
+from smvl.serve.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("use") / "clip.mp4", frames=20, fps=10)
+
+
+def video_body(url: str, max_tokens: int = 4) -> dict:
+    return {"messages": [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": url}},
+                                                      {"type": "text", "text": "视频里发生了什么？"}]}],
+            "max_tokens": max_tokens}
+
+
+def data_url(path) -> str:
+    return "data:video/mp4;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def test_the_server_answers_a_video_url_and_refuses_bad_ones_with_4xx(loaded, clip, tmp_path):
+    settings = Settings(model_name="tiny", max_video_bytes=200_000, max_video_seconds=60, max_tokens=16)
+    with running(build_app(*loaded, settings)) as url:
+        ok = post(url, video_body(data_url(clip)))
+        assert ok.status_code == 200, ok.text
+        # 2 s at the model's 1 frame per second: two frames of 16 + 3 tokens each, and the stock prompt text
+        assert ok.json()["usage"]["prompt_tokens"] > 2 * 19
+        assert post(url, video_body(str(clip))).json()["error"]["code"] == "local_files_disabled"
+        assert post(url, video_body("https://example.com/a.mp4")).json()["error"]["code"] == "remote_images_disabled"
+        audio = post(url, video_body(data_url(write_audio_only(tmp_path / "a.m4a"))))
+        assert audio.status_code == 400 and audio.json()["error"]["code"] == "invalid_video"
+    short = Settings(model_name="tiny", max_video_bytes=200_000, max_video_seconds=1.0)
+    with running(build_app(*loaded, short)) as url:
+        long = post(url, video_body(data_url(clip)))
+        assert long.status_code == 413 and long.json()["error"]["code"] == "video_too_large"
+    small = Settings(model_name="tiny", max_video_bytes=1000)
+    with running(build_app(*loaded, small)) as url:
+        assert post(url, video_body(data_url(clip))).status_code == 413
+
+
+def test_generation_with_a_video_uses_the_stock_frame_layout(loaded, clip):
+    from smvl.infer.generate import generate_batch, inputs_for
+
+    model, processor = loaded
+    video = load_video(clip, sampling=VideoSampling(fps=2, max_frames=4))
+    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "视频里发生了什么？"}]}]
+    inputs = inputs_for(model, processor, [messages], [[]], videos=[[video]])
+    assert inputs["pixel_values"].shape[:2] == (1, 4)
+    text = processor.tokenizer.decode(inputs["input_ids"][0])
+    assert "series of four frames" in text and "Frame from 00:01:" in text
+    answers = generate_batch(model, processor, [messages, messages], [[], []], videos=[[video], [video.frozen()]],
+                             max_new_tokens=3)
+    assert len(answers) == 2
+
+
+def test_chat_with_a_video_answers_and_a_bad_one_is_one_line(tiny_model, clip, tmp_path):
+    run = [sys.executable, "-m", "smvl", "chat", str(tiny_model), "--max-new-tokens", "3", "--device", "cpu"]
+    ok = subprocess.run(run + ["--video", str(clip), "视频里发生了什么？"], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(run + ["--video", str(write_audio_only(tmp_path / "a.m4a")), "看"], capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().endswith("cannot use video: no video stream: "
+                                                               f"{tmp_path / 'a.m4a'}")
+    assert "Traceback" not in bad.stderr
+
+
+def test_eval_scores_videos_with_blank_and_frozen_frames(loaded, tmp_path, tiny_model):
+    from smvl.data.collate import CollateOptions
+    from smvl.data.synthetic_video import generate
+    from smvl.eval.evaluate import score_model
+
+    samples = [generate("test", 0, i) for i in range(4)]
+    result = score_model(tiny_model, samples, tmp_path, CollateOptions(), "synthetic-video", 0,
+                         retention_check=False, batch_size=4)
+    assert result["scored"]["frozen_frames"] == 4 and result["per_subset"].keys() == {"synthetic-video"}
+    row = result["predictions"][0]
+    assert set(row["scores"]) == {"with_images", "blank_images", "shuffled_images", "frozen_frames"}
