@@ -10,11 +10,11 @@ No download, no video files: each clip is made in code as a `Video` (`frames` [F
 | first | 哪个物体先出现？ | 圆形 正方形 三角形 菱形 |
 | count_last | 最后画面里有几个物体？ | 一个 两个 三个 四个 |
 
-**Not answerable from one frame**: a moving object starts near the centre whatever its direction (a still object,
-when there is one, sits in a corner); in `first` the first frame is empty and both objects are there at the end;
+**Not answerable from the first frame**: a moving object starts at the centre (within 2 px) whatever its direction
+(a still object, when there is one, sits in a corner); in `first` the first frame is empty and both objects are there at the end;
 in `count_last` the first frame's count is drawn independently of the last frame's. So the first frame alone (the
 frozen-frame control: every frame replaced by the first) or black frames leave every answer of a type equally
-likely, and so does the question text: shape, colour, direction and counts are drawn uniformly and independently.
+likely (a later frame alone can give `direction` and `count_last` away: the control is the first frame), and so does the question text: shape, colour, direction and counts are drawn uniformly and independently.
 
 **Deterministic**: sample i depends only on (split, seed, i); each split has its own random stream.
 """
@@ -64,13 +64,13 @@ def _clip(rng: random.Random, kind: str, frames: int, size: int) -> tuple[list[n
     if kind == "direction":
         direction = rng.choice(list(DIRECTIONS))
         dx, dy = DIRECTIONS[direction]
-        travel = size * 0.3  # the whole clip's movement; the start stays clear of every edge whatever the direction
+        travel = size * 0.3  # the whole clip's movement from the centre: it stays clear of every edge
         centre = (size - extent) / 2
         x0, y0 = (centre + rng.uniform(-2, 2) for _ in range(2))
         still = [(shapes[1], colours[1], rng.choice(_corners(size, extent)))] if rng.random() < 0.5 else []
         out = []
         for f in range(frames):
-            t = f / (frames - 1) - 0.5
+            t = f / (frames - 1)  # the first frame is at the centre whatever the direction
             out.append(_frame(size, background, still + [(shapes[0], colours[0],
                                                           (x0 + dx * travel * t, y0 + dy * travel * t))], extent))
         return out, direction, {"shape": shapes[0], "colour": colours[0]}
