@@ -89,3 +89,17 @@ def test_eval_scores_videos_with_blank_and_frozen_frames(loaded, tmp_path, tiny_
     assert result["scored"]["frozen_frames"] == 4 and result["per_subset"].keys() == {"synthetic-video"}
     row = result["predictions"][0]
     assert set(row["scores"]) == {"with_images", "blank_images", "shuffled_images", "frozen_frames"}
+
+
+def test_batch_inference_answers_video_questions_and_counts_bad_videos(loaded, clip, tmp_path):
+    import json
+
+    from smvl.infer.batch import run_batch_inference
+
+    rows = [{"id": "a", "video": str(clip), "question": "视频里发生了什么？"},
+            {"id": "b", "videos": [str(clip)], "question": "<video>白线往哪边走？"},
+            {"id": "bad", "video": str(write_audio_only(tmp_path / "a.m4a")), "question": "看"}]
+    (tmp_path / "q.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
+    report = run_batch_inference(*loaded, tmp_path / "q.jsonl", tmp_path / "a.jsonl", batch_size=2, max_new_tokens=3)
+    answered = [json.loads(line)["id"] for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert answered == ["a", "b"] and report.skips.by_reason == {"no video stream": 1}
