@@ -78,17 +78,31 @@ def test_chat_with_a_video_answers_and_a_bad_one_is_one_line(tiny_model, clip, t
     assert "Traceback" not in bad.stderr
 
 
-def test_eval_scores_videos_with_blank_and_frozen_frames(loaded, tmp_path, tiny_model):
-    from smvl.data.collate import CollateOptions
+def test_eval_asks_with_real_black_frozen_and_shuffled_clips(tmp_path, monkeypatch):
+    """A stand-in model says what it was shown: eval must hand it the real clip, black frames, every frame the
+    first, and another clip of the same frame count."""
     from smvl.data.synthetic_video import generate
-    from smvl.eval.evaluate import score_model
+    from smvl.eval import evaluate
+    from smvl.eval.cache import PredictionCache
 
-    samples = [generate("test", 0, i) for i in range(4)]
-    result = score_model(tiny_model, samples, tmp_path, CollateOptions(), "synthetic-video", 0,
-                         retention_check=False, batch_size=4)
-    assert result["scored"]["frozen_frames"] == 4 and result["per_subset"].keys() == {"synthetic-video"}
-    row = result["predictions"][0]
-    assert set(row["scores"]) == {"with_images", "blank_images", "shuffled_images", "frozen_frames"}
+    def describe(model, processor, prompts, images, videos=None, **options):
+        out = []
+        for clip in videos:
+            frames = clip[0].frames
+            still = bool((frames == frames[:1]).all())
+            out.append("black" if not frames.any() else f"{'still' if still else 'moving'}:{clip[0].source}")
+        return out
+
+    monkeypatch.setattr(evaluate, "generate_batch", describe)
+    samples = [generate("test", 0, i) for i in range(6)]
+    answers, partners = evaluate.predict(None, None, samples, PredictionCache(tmp_path / "p.jsonl"), ["m"], 4, 0)
+    for i, s in enumerate(samples):
+        moving = not bool((s.videos[0].frames == s.videos[0].frames[:1]).all())
+        assert answers[i, "with_images"] == f"{'moving' if moving else 'still'}:{s.videos[0].source}"
+        assert answers[i, "blank_images"] == "black"
+        assert answers[i, "frozen_frames"] in ("black", f"still:{s.videos[0].source}")  # a first frame may be empty
+        assert answers[i, "shuffled_images"].endswith(samples[partners[i]].videos[0].source)
+        assert partners[i] != i
 
 
 def test_batch_inference_answers_video_questions_and_counts_bad_videos(loaded, clip, tmp_path):
