@@ -83,6 +83,31 @@ def test_packed_loss_and_connector_gradient_equal_the_samples_one_by_one(setup, 
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
+def test_packed_video_and_image_samples_equal_the_samples_one_by_one(setup):
+    """Frame tiles travel with image tiles in token order through packing: a row of clips and pictures has the
+    loss and connector gradient of its samples run one by one."""
+    from smvl.data.synthetic_video import synthetic_video_samples
+
+    model, processor = setup
+    apply_recipe(model, "connector")
+    encoder = Encoder(processor, CollateOptions(labels="assistant", max_length=2048))
+    samples = synthetic_video_samples("train", 2, seed=1)
+    samples = [samples[0], *synthetic_samples("train", 2, 5), samples[1]]
+    batch = [encoder(s) for s in samples]
+    assert [e.pixel_values.shape[0] for e in batch][::3] == [4, 4]  # one tile per frame
+
+    model.zero_grad(set_to_none=True)
+    total, count = labelled_loss(model, pack(batch), chunk=7)
+    (total / count).backward()
+    packed_grad = [p.grad.clone() for p in model.model.connector.parameters()]
+    model.zero_grad(set_to_none=True)
+    reference = singles(model, processor, batch, "assistant")
+    reference.backward()
+    assert (total / count).item() == pytest.approx(reference.item(), rel=1e-5)
+    for got, p in zip(packed_grad, model.model.connector.parameters()):
+        torch.testing.assert_close(got, p.grad, rtol=1e-4, atol=1e-6)
+
+
 def loss_of_second(model, first, second, attention: str, own_loss: bool) -> float:
     """Loss on the second sample's labels only, with `first` packed before it in the same row."""
     first = type(first)(**{**first.__dict__, "labels": [IGNORE] * len(first.labels)})

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 import torch
 from transformers.models.smolvlm.processing_smolvlm import get_image_prompt_string
 
-from smvl.data.pixels import normalise
-from smvl.data.sample import BadSample, Sample, image_parts, text_of
+from smvl.data.frames import frame_tiles, video_prompt
+from smvl.data.pixels import normalise, norm_of
+from smvl.data.sample import BadSample, Sample, image_parts, media_order, text_of, video_parts
 from smvl.data.tiles import FastTiler, supported
 from smvl.data.timing import StageTimer
 from smvl.data.truncate import Layout, fit
 from smvl.data.turns import TurnMarks
+from smvl.data.video import VideoSampling
 from smvl.errors import UserError
 
 IGNORE = -100
@@ -92,7 +94,25 @@ def apply_image_policy(sample: Sample, policy: str, max_images: int) -> Sample:
                 parts.append(p)
             m = {**m, "content": parts}
         messages.append(m)
-    return Sample(messages, sample.images[:1], sample.id, sample.source)
+    return Sample(messages, sample.images[:1], sample.id, sample.source, sample.videos)
+
+
+def frame_budgets(sample: Sample) -> list[int | None]:
+    """Frames per video to try, most first: all (None), then halving down to one."""
+    most = max((len(v) for v in sample.videos), default=0)
+    budgets, count = [None], most // 2
+    while count >= 1:
+        budgets.append(count)
+        count //= 2
+    return budgets
+
+
+def with_frames(sample: Sample, count: int | None, sampling: VideoSampling | None) -> Sample:
+    """The sample with each video cut to `count` frames (None: to `sampling.max_frames`), spread evenly."""
+    limit = count if count is not None else (sampling.max_frames if sampling else None)
+    if not sample.videos or limit is None:
+        return sample
+    return Sample(sample.messages, sample.images, sample.id, sample.source, [v.subsample(limit) for v in sample.videos])
 
 
 class Encoder:
@@ -111,6 +131,7 @@ class Encoder:
         self.tile = processor.image_processor.max_image_size["longest_edge"]
         self.tiler = FastTiler(processor.image_processor)
         self._blocks: dict[tuple[int, int], list[int]] = {}  # (rows, cols) -> an image block's token ids
+        self.video_processor = getattr(processor, "video_processor", None)
         self.timer = StageTimer()  # "tokenise" (all but the image call) and "resize/tile"
 
     def _fast(self) -> bool:
@@ -119,6 +140,12 @@ class Encoder:
     def decode_size(self, width: int, height: int) -> tuple[int, int] | None:
         """`load_image`'s `draft`: how small a JPEG may be decoded without changing this encoder's output."""
         return self.tiler.decode_size(width, height) if self._fast() else None
+
+    @property
+    def sampling(self) -> VideoSampling | None:
+        """The frames `load_video` should decode for this encoder (read at each call, as the tiler reads its
+        processor: training sets the frame limits after loading)."""
+        return VideoSampling.of(self.video_processor) if self.video_processor is not None else None
 
     def _render(self, messages, **kwargs) -> str:
         return self.tok.apply_chat_template(messages, chat_template=self.template, tokenize=False, **kwargs)
@@ -134,10 +161,26 @@ class Encoder:
                 rows, cols, p.image_seq_len, p.fake_image_token, p.image_token, p.global_image_token))
         return list(self._blocks[rows, cols])
 
-    def layout(self, messages: list[dict], grids: list[tuple[int, int]]) -> tuple[list[int], list[str]]:
-        """Token ids and per-token kinds of `messages` rendered whole, their images tiled as `grids`."""
-        ids, kinds, image = [], [], 0
+    def _expand_videos(self, text: str, videos: list) -> tuple[str, list]:
+        """Each video token in `text` replaced by the stock video prompt (one image token per frame); the videos
+        not yet reached."""
+        token = getattr(self.processor, "video_token", None)
+        if not token or token not in text:
+            return text, videos
+        pieces = text.split(token)
+        out = pieces[0]
+        for piece in pieces[1:]:
+            out += video_prompt(videos[0], self.processor.image_token) + piece
+            videos = videos[1:]
+        return out, videos
+
+    def layout(self, messages: list[dict], grids: list[tuple[int, int]],
+               videos: list | None = None) -> tuple[list[int], list[str]]:
+        """Token ids and per-token kinds of `messages` rendered whole, their images tiled as `grids` (frames of
+        `videos` included, in token order, each (0, 0): one tile)."""
+        ids, kinds, image, videos = [], [], 0, list(videos or [])
         for kind, piece in self.marks.split(self._render(messages)):
+            piece, videos = self._expand_videos(piece, videos)
             for k, text_piece in enumerate(piece.split(self.processor.image_token)):
                 if k:
                     block = self._block(*grids[image])
@@ -168,9 +211,19 @@ class Encoder:
     def _turns(self, sample: Sample, answers: list[int], size: int, count: int) -> Layout:
         """The first `count` turns (up to and including the count-th answer), images resized to `size`."""
         messages = sample.messages[: answers[count - 1] + 1]
-        images = sample.images[: image_parts(messages)]
-        grids = [self.grid(img, size) for img in images]
-        return Layout(*self.layout(messages, grids), images, grids, size)
+        images, videos = iter(sample.images[: image_parts(messages)]), sample.videos[: video_parts(messages)]
+        frames = iter([frame_tiles(v, self.video_processor) for v in videos])
+        items, grids = [], []  # token order: a PIL image, or a frame tile [3, T, T] uint8 (one tile, grid (0, 0))
+        for kind in media_order(messages):
+            if kind == "image":
+                image = next(images)
+                items.append(image)
+                grids.append(self.grid(image, size))
+            else:
+                tiles = next(frames)
+                items += list(tiles)
+                grids += [(0, 0)] * len(tiles)
+        return Layout(*self.layout(messages, grids, videos), items, grids, size)
 
     def __call__(self, sample: Sample) -> Encoded:
         with self.timer.stage("tokenise"):
@@ -183,15 +236,20 @@ class Encoder:
         if not answers:
             raise BadSample("no assistant turn")
         self._check_text(sample)
+        if sample.videos and self.video_processor is None:
+            raise BadSample("video unsupported", "the processor has no video processor")
         sizes = [self.size] + ([s for s in range(self.size - self.tile, 0, -self.tile)] if o.retile else [])
-        for size in sizes:
-            try:
-                layout = fit(lambda count: self._turns(sample, answers, size, count), len(answers), o.max_length,
-                             o.min_answer_tokens)
-            except BadSample as exc:
-                too_long = exc
-                continue
-            return self._finish(sample.id, layout)
+        # Fewer frames are tried before the sample is given up: a shorter look at the clip still teaches.
+        for frames in frame_budgets(sample):
+            shown = with_frames(sample, frames, self.sampling)
+            for size in sizes:
+                try:
+                    layout = fit(lambda count: self._turns(shown, answers, size, count), len(answers),
+                                 o.max_length, o.min_answer_tokens)
+                except BadSample as exc:
+                    too_long = exc
+                    continue
+                return self._finish(sample.id, layout)
         raise too_long
 
     def _finish(self, sid: str, layout: Layout) -> Encoded:
@@ -214,6 +272,8 @@ class Encoder:
     def _tiles(self, enc: Encoded, images: list, size: int) -> list[tuple[int, int]]:
         """Sets enc's pixel_values [tiles, 3, T, T] (uint8 + pixel_norm on the fast path) and, where the processor
         padded some pixels, pixel_attention_mask [tiles, T, T] bool; returns the (rows, cols) per image."""
+        if any(isinstance(item, torch.Tensor) for item in images):
+            return self._tiles_with_frames(enc, images, size)
         if self._fast():
             enc.pixel_values, grids = self.tiler(images, size)
             enc.pixel_norm = self.tiler.norm()
@@ -223,6 +283,35 @@ class Encoder:
         )
         enc.pixel_values, mask = out["pixel_values"][0], out["pixel_attention_mask"][0].bool()
         enc.pixel_attention_mask = None if mask.all() else mask
+        return list(zip(out["rows"][0], out["cols"][0]))
+
+    def _tiles_with_frames(self, enc: Encoded, items: list, size: int) -> list[tuple[int, int]]:
+        """Images tiled one by one between the ready frame tiles, all uint8 + pixel_norm (frames are normalised as
+        images are: `build_processor` gives the video processor the image processor's rescale, mean and std)."""
+        tiles, grids = [], []
+        for item in items:
+            if isinstance(item, torch.Tensor):
+                tiles.append(item[None])
+                grids.append((0, 0))
+                continue
+            if self._fast():
+                pixels, got = self.tiler([item], size)
+            else:
+                got = self._stock_uint8(item, size, tiles)
+                pixels = None
+            if pixels is not None:
+                tiles.append(pixels)
+            grids += got
+        enc.pixel_values = torch.cat(tiles)  # [tiles, 3, T, T] uint8
+        enc.pixel_norm = norm_of(self.processor.image_processor)
+        return grids
+
+    def _stock_uint8(self, image, size: int, tiles: list) -> list[tuple[int, int]]:
+        """The stock image call for one image, its float tiles brought back to uint8 for a batch with frames."""
+        out = self.processor.image_processor([[image]], size={"longest_edge": size}, return_row_col_info=True,
+                                             return_tensors="pt")
+        scale, shift = norm_of(self.processor.image_processor)
+        tiles.append(((out["pixel_values"][0] + shift) / scale).round().clamp(0, 255).to(torch.uint8))
         return list(zip(out["rows"][0], out["cols"][0]))
 
 

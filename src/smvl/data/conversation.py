@@ -1,27 +1,31 @@
-"""Building canonical samples from chat records: `<image>` markers, role names, image references."""
+"""Building canonical samples from chat records: `<image>` / `<video>` markers, role names, image and video
+references."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from smvl.data.lazy import ImageRef, decode
+from smvl.data.lazy import ImageRef, VideoRef, decode
 from smvl.data.parquet_ref import is_parquet_ref, resolve_parquet_ref
-from smvl.data.sample import BadSample, Sample
+from smvl.data.sample import BadSample, Sample, video_parts
 
 IMAGE_MARKER = "<image>"
+VIDEO_MARKER = "<video>"
+_MARKERS = re.compile("(<image>|<video>)")
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
          "bot": "assistant", "model": "assistant"}
 
 
 def parts_from_text(text: str) -> list[dict] | str:
-    """'<image>\\nWhat is it?' -> [image, text]; text without markers stays a string."""
-    if IMAGE_MARKER not in text:
+    """'<image>\\nWhat is it?' -> [image, text] (`<video>` -> a video part); text without markers stays a string."""
+    if IMAGE_MARKER not in text and VIDEO_MARKER not in text:
         return text
     parts = []
-    for k, piece in enumerate(text.split(IMAGE_MARKER)):
-        if k:
-            parts.append({"type": "image"})
+    for piece in _MARKERS.split(text):
+        if piece in (IMAGE_MARKER, VIDEO_MARKER):
+            parts.append({"type": piece[1:-1]})
+            continue
         piece = re.sub(r"^\n+|\n+$", "", piece)
         if piece:
             parts.append({"type": "text", "text": piece})
@@ -37,7 +41,7 @@ def normalise_message(message: dict) -> dict:
     content = message.get("content", message.get("value"))
     if isinstance(content, str):
         return {"role": role, "content": parts_from_text(content)}
-    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") in ("text", "image") for p in content):
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") in ("text", "image", "video") for p in content):
         if any(p["type"] == "text" and not isinstance(p.get("text"), str) for p in content):
             raise BadSample("non-string content", "a text part without a string")
         return {"role": role, "content": [{"type": p["type"], **({"text": p["text"]} if p["type"] == "text" else {})}
@@ -46,16 +50,22 @@ def normalise_message(message: dict) -> dict:
 
 
 def build_sample(messages: list, images: list, sid: str, source: str, base_dir: Path | None = None,
-                 lazy: bool = False) -> Sample:
-    """Messages (any supported shape) + image references -> a validated Sample, or BadSample; `lazy` leaves the
-    images as ImageRefs (`smvl.data.lazy`)."""
+                 lazy: bool = False, videos: list | None = None) -> Sample:
+    """Messages (any supported shape) + image and video references -> a validated Sample, or BadSample; `lazy`
+    leaves them as ImageRefs / VideoRefs (`smvl.data.lazy`)."""
     if not isinstance(messages, list) or not messages:
         raise BadSample("no messages")
     if isinstance(images, (str, dict, bytes)):
         images = [images]
+    if isinstance(videos, (str, dict, bytes)):
+        videos = [videos]
     sample = Sample([normalise_message(m) for m in messages], [], id=sid, source=source)
     if sample.image_parts() != len(images or []):
         raise BadSample("image count mismatch", f"{sample.image_parts()} <image> markers, {len(images or [])} images")
+    if video_parts(sample.messages) != len(videos or []):
+        raise BadSample("video count mismatch",
+                        f"{video_parts(sample.messages)} <video> markers, {len(videos or [])} videos")
+    sample.videos = [VideoRef(ref, base_dir) for ref in videos or []]
     # A parquet reference becomes bytes now, in file order: resolved after a shuffle, each would read a row group.
     sample.images = [ImageRef(resolve_parquet_ref(ref, base_dir) if is_parquet_ref(ref) else ref, base_dir)
                      for ref in images or []]

@@ -10,6 +10,9 @@ smvl JSONL, one JSON object per line:
 - `content`: a string where each `<image>` marks where the next image goes, or a list of parts
   `{"type": "text", "text": ...}` / `{"type": "image"}`. Roles: system, user, assistant. All turns are used.
 - `id` is optional (the default is `file.jsonl:LINE`).
+- `videos`: video files (any container/codec FFmpeg reads), folders of frame images, `{"path": folder, "fps": 2}`,
+  or `data:video/...;base64,` strings, placed by `<video>` markers or `{"type": "video"}` parts (`smvl.data.video`).
+  LLaVA-Video records give them as `"video"`.
 
 LLaVA / ShareGPT (`.json` list or `.jsonl`): `{"id", "image": path or [paths], "conversations": [{"from": "human" |
 "gpt" | "system", "value": "<image>\\n..."}]}`. A record is skipped, with its reason counted, on invalid JSON or
@@ -53,12 +56,13 @@ def to_sample(record, sid: str, base_dir: Path, source: str, lazy: bool = False)
     if not isinstance(record, dict):
         raise BadSample("malformed record", f"expected an object, got {type(record).__name__}")
     sid = str(record.get("id", sid))
+    videos = record.get("videos", record.get("video", []))
     if "conversations" in record:
         images = record.get("image", record.get("images", []))
-        return build_sample(record["conversations"], images, sid, source, base_dir, lazy)
+        return build_sample(record["conversations"], images, sid, source, base_dir, lazy, videos)
     if "messages" in record:
         images = record.get("images", record.get("image", []))
-        return build_sample(record["messages"], images, sid, source, base_dir, lazy)
+        return build_sample(record["messages"], images, sid, source, base_dir, lazy, videos)
     raise BadSample("missing fields", "a record needs `messages` (smvl) or `conversations` (LLaVA)")
 
 

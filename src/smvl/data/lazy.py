@@ -14,6 +14,7 @@ from pathlib import Path
 from smvl.data.images import load_image
 from smvl.data.sample import BadSample, Sample
 from smvl.data.skips import SkipLog
+from smvl.data.video import VideoSampling, load_video
 
 
 @dataclass(frozen=True)
@@ -27,17 +28,32 @@ class ImageRef:
         return load_image(self.value, self.base_dir, draft=draft)
 
 
-def decode(sample: Sample, draft=None) -> Sample:
-    """The sample with every ImageRef decoded, or BadSample; `draft` as in `load_image`."""
+@dataclass(frozen=True)
+class VideoRef:
+    """What `load_video` takes (a path, folder of frames, bytes, dict or data URI) and the folder paths start from."""
+
+    value: object
+    base_dir: Path | None = None
+
+    def load(self, sampling: VideoSampling | None = None):
+        return load_video(self.value, self.base_dir, sampling)
+
+
+def decode(sample: Sample, draft=None, sampling: VideoSampling | None = None) -> Sample:
+    """The sample with every ImageRef and VideoRef decoded, or BadSample; `draft` as in `load_image`, `sampling`
+    (the frames a video gives) as in `load_video`."""
     sample.images = [im.load(draft) if isinstance(im, ImageRef) else im for im in sample.images]
+    sample.videos = [v.load(sampling) if isinstance(v, VideoRef) else v for v in sample.videos]
     return sample
 
 
-def decoded(samples: Iterable[Sample], skips: SkipLog, draft=None) -> Iterator[Sample]:
-    """Samples with their images decoded; one whose image fails is dropped and counted (it was counted read)."""
+def decoded(samples: Iterable[Sample], skips: SkipLog, draft=None,
+            sampling: VideoSampling | None = None) -> Iterator[Sample]:
+    """Samples with their images and videos decoded; one whose image or video fails is dropped and counted (it was
+    counted read)."""
     for sample in samples:
         try:
-            decode(sample, draft)
+            decode(sample, draft, sampling)
         except BadSample as exc:
             skips.reject(sample.id, exc.reason)
             continue

@@ -18,7 +18,18 @@ class BadSample(ValueError):
 
 def image_parts(messages: list[dict]) -> int:
     """How many image parts the messages hold (where their images go)."""
-    return sum(1 for m in messages if isinstance(m["content"], list) for p in m["content"] if p.get("type") == "image")
+    return len([k for k in media_order(messages) if k == "image"])
+
+
+def video_parts(messages: list[dict]) -> int:
+    """How many video parts the messages hold (where their videos go)."""
+    return len([k for k in media_order(messages) if k == "video"])
+
+
+def media_order(messages: list[dict]) -> list[str]:
+    """"image" / "video" per visual part, in the order they appear (the order their tokens come in)."""
+    return [p["type"] for m in messages if isinstance(m["content"], list) for p in m["content"]
+            if p.get("type") in ("image", "video")]
 
 
 @dataclass
@@ -26,14 +37,16 @@ class Sample:
     """Images plus chat messages in the Hugging Face chat format.
 
     `messages` is a list of {"role": "system"|"user"|"assistant", "content": str | list[part]} where a part
-    is {"type": "text", "text": str} or {"type": "image"}. `images[i]` is the image of the i-th image part,
-    counted across all messages in order.
+    is {"type": "text", "text": str}, {"type": "image"} or {"type": "video"}. `images[i]` is the image of the i-th
+    image part, counted across all messages in order; `videos[i]` (a `smvl.data.video.Video`, or a reference to
+    one until decoded) that of the i-th video part.
     """
 
     messages: list[dict]
     images: list[Image.Image] = field(default_factory=list)
     id: str = ""
     source: str = ""
+    videos: list = field(default_factory=list)
 
     def image_parts(self) -> int:
         return image_parts(self.messages)
@@ -42,6 +55,8 @@ class Sample:
         """Raise BadSample unless images and image parts agree and every assistant turn has text."""
         if self.image_parts() != len(self.images):
             raise BadSample("image count mismatch", f"{self.image_parts()} image parts, {len(self.images)} images")
+        if video_parts(self.messages) != len(self.videos):
+            raise BadSample("video count mismatch", f"{video_parts(self.messages)} video parts, {len(self.videos)} videos")
         if not any(m["role"] == "assistant" for m in self.messages):
             raise BadSample("no assistant turn")
         for m in self.messages:

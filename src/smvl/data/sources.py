@@ -3,6 +3,7 @@
 | spec | source |
 | --- | --- |
 | `synthetic` | the built-in Chinese visual-QA set (`smvl.data.synthetic`) |
+| `synthetic-video` | the built-in Chinese video-QA set (`smvl.data.synthetic_video`) |
 | `path/file.jsonl`, `path/file.json` | smvl JSONL or LLaVA/ShareGPT records (`smvl.data.jsonl`) |
 | `path/folder` | a local the_cauldron download, `<folder>/<subset>/*.parquet` |
 | `cauldron:cocoqa,ai2d` or `HuggingFaceM4/the_cauldron` | the hub dataset through `datasets` |
@@ -100,6 +101,11 @@ def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, s
 
         n = max_samples or 1000
         return _validated((make_sample(split, seed, i) for i in range(shard[0], n, shard[1])), skips)
+    if spec == "synthetic-video":
+        from smvl.data.synthetic_video import generate
+
+        n = max_samples or 1000
+        return _validated((generate(split, seed, i) for i in range(shard[0], n, shard[1])), skips)
     options = dict(split=split, skips=skips, seed=seed, subsets=subsets, weights=weights, holdout=holdout,
                    streaming=streaming, shard=shard, lazy=lazy)
     if MIX_SEPARATOR in spec:
@@ -144,7 +150,7 @@ def _unknown(spec: str) -> Exception:
     path = Path(spec)
     if "/" in spec or path.suffix:
         return FileNotFoundError(f"data source {spec} does not exist")
-    return UserError(f"unknown data source {spec!r}: use synthetic, a .jsonl/.json file, a the_cauldron folder, "
+    return UserError(f"unknown data source {spec!r}: use synthetic, synthetic-video, a .jsonl/.json file, a the_cauldron folder, "
                      "cauldron:<subsets>, a caption folder or .csv/.tsv, .tar shards, or modelscope:<owner>/<name>")
 
 
@@ -153,7 +159,7 @@ def check_source(spec: str, subsets: str = "all", weights: str | None = None) ->
     a download, or hours into a run."""
     from smvl.data.mixing import parse_weights
 
-    if spec == "synthetic":
+    if spec in ("synthetic", "synthetic-video"):
         return
     if MIX_SEPARATOR in spec:
         for name, _ in mixture_parts(spec):

@@ -1,4 +1,5 @@
-"""`smvl eval`: answers with real, blank and shuffled images, metrics per subset, eval loss, text retention.
+"""`smvl eval`: answers with real, blank and shuffled images (and frozen frames for videos), metrics per subset,
+eval loss, text retention.
 
 Predictions are appended to `<out>/predictions-<model>.jsonl` as they are made, keyed by model and question
 (`eval/cache.py`), so a re-run resumes.
@@ -12,7 +13,7 @@ import torch
 
 from smvl.data.collate import CollateOptions, Encoder, collate
 from smvl.data.pixels import normalise_on_model
-from smvl.data.sample import BadSample, Sample, text_of
+from smvl.data.sample import BadSample, Sample, text_of, video_parts
 from smvl.eval.cache import PredictionCache, digest, model_identity
 from smvl.eval.image_use import blank_like, first_question, majority_baseline, question_kind
 from smvl.eval.metrics import metric_for
@@ -20,12 +21,34 @@ from smvl.eval.normalize import normalize_answer
 from smvl.eval.shuffle import image_key, shuffled_partners
 from smvl.infer.generate import generate_batch, load
 
-CONDITIONS = ("with_images", "blank_images", "shuffled_images")
+CONDITIONS = ("with_images", "blank_images", "shuffled_images", "frozen_frames")
 MAX_NEW_TOKENS = 32
 
 
 def subset_of(sample: Sample) -> str:
+    if sample.source.startswith("synthetic-video"):
+        return "synthetic-video"
     return "synthetic" if sample.source.startswith("synthetic") else (sample.source or "data")
+
+
+def video_key(videos: list) -> str:
+    """A digest of a sample's video frames and timestamps (part of the cache key, and of the shuffle's sameness)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for v in videos:
+        h.update(f"{tuple(v.frames.shape)}:{v.timestamps}:{v.duration}:".encode())
+        h.update(v.frames.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def shown(condition: str, images: list, videos: list) -> tuple[list, list]:
+    """The images and videos a condition asks with (blank: black; frozen: every frame the first)."""
+    if condition == "blank_images":
+        return blank_like(images), [v.blank() for v in videos]
+    if condition == "frozen_frames":
+        return images, [v.frozen() for v in videos]
+    return images, videos
 
 
 def predict(model, processor, samples: list[Sample], cache: PredictionCache, identity: list, batch_size: int,
@@ -37,14 +60,17 @@ def predict(model, processor, samples: list[Sample], cache: PredictionCache, ide
     questions = [first_question(s) for s in samples]
     prompts = [prompt for prompt, _, _ in questions]
     own = [s.images[:used] for s, (_, _, used) in zip(samples, questions)]
-    keys = [image_key(images) for images in own]
-    partners = shuffled_partners([len(images) for images in own], keys, seed)
+    clips = [s.videos[:video_parts(prompt)] for s, prompt in zip(samples, prompts)]
+    keys = [image_key(images) + (video_key(videos) if videos else "") for images, videos in zip(own, clips)]
+    # Shuffled within groups of the same image count, video count and frame counts: the prompt stays valid.
+    shapes = [(len(images), tuple(len(v) for v in videos)) for images, videos in zip(own, clips)]
+    partners = shuffled_partners(shapes, keys, seed)
     answers = {}
     for condition in CONDITIONS:
         todo = []
         for i, s in enumerate(samples):
             j = partners[i] if condition == "shuffled_images" else i  # whose images sample i is asked with
-            if j is None:
+            if j is None or (condition == "frozen_frames" and not clips[i]):
                 continue
             # Blank images are black with the sizes of its own, which keys[i] covers.
             key = digest(*identity, s.source, s.id, condition, prompts[i], keys[j], MAX_NEW_TOKENS)
@@ -54,9 +80,9 @@ def predict(model, processor, samples: list[Sample], cache: PredictionCache, ide
                 todo.append((i, j, key))
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
-            images = [blank_like(own[j]) if condition == "blank_images" else own[j] for _, j, _ in chunk]
-            generated = generate_batch(model, processor, [prompts[i] for i, _, _ in chunk], images,
-                                       max_new_tokens=MAX_NEW_TOKENS)
+            images, videos = zip(*(shown(condition, own[j], clips[j]) for _, j, _ in chunk))
+            generated = generate_batch(model, processor, [prompts[i] for i, _, _ in chunk], list(images),
+                                       videos=list(videos), max_new_tokens=MAX_NEW_TOKENS)
             cache.add([{"key": key, "id": samples[i].id, "condition": condition, "answer": answer}
                        for (i, _, key), answer in zip(chunk, generated)])
             answers.update({(i, condition): answer for (i, _, _), answer in zip(chunk, generated)})

@@ -1,7 +1,9 @@
 """Does the model see the image? The same questions answered with the real images, blanked and shuffled ones.
 
 A blind model scores the same in every column; the gap between `with_images` and `blank_images` is the evidence.
-Blank images are black, not mid-grey: SmolVLM drops all-zero (normalised mid-grey) tiles as padding.
+Blank images are black, not mid-grey: SmolVLM drops all-zero (normalised mid-grey) tiles as padding. A video's
+blank is black frames; its `frozen_frames` control (every frame replaced by the first, timestamps kept) is what a
+model that looks but does not use motion can reach: the gap to it is the evidence the model uses the clip.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections import Counter
 from PIL import Image
 
 from smvl.data.collate import CollateOptions, apply_image_policy
-from smvl.data.sample import BadSample, Sample, image_parts, text_of
+from smvl.data.sample import BadSample, Sample, image_parts, text_of, video_parts
 from smvl.data.skips import SkipLog
 from smvl.data.synthetic import question_types
 
@@ -26,7 +28,7 @@ def first_question(sample: Sample) -> tuple[list[dict], str, int]:
 
 def under_policy(samples: list[Sample], options: CollateOptions, skips: SkipLog) -> list[Sample]:
     """The samples as training would see them (`images: first` keeps the first image, `all` refuses more than
-    `max_images`; refused ones are counted in `skips`), less those whose first question shows no image."""
+    `max_images`; refused ones are counted in `skips`), less those whose first question shows no image or video."""
     kept = []
     for s in samples:
         try:
@@ -34,7 +36,8 @@ def under_policy(samples: list[Sample], options: CollateOptions, skips: SkipLog)
         except BadSample as exc:
             skips.skip(s.id, exc.reason)
             continue
-        if first_question(s)[2]:
+        prompt, _, used = first_question(s)
+        if used or video_parts(prompt):
             kept.append(s)
     return kept
 
@@ -47,6 +50,8 @@ def question_kind(sample: Sample) -> str:
     """The question type where the source records one (the synthetic set does), else one kind for all."""
     if sample.source.startswith("synthetic:"):
         return question_types(sample)[0]
+    if sample.source.startswith("synthetic-video:"):
+        return sample.source.split(":", 1)[1]
     return sample.source or "all"
 
 

@@ -73,6 +73,9 @@ def write_report(models: list[dict], out: Path, run: Path | None = None) -> Path
             ("accuracy with shuffled images", lambda m: percent(m["accuracy_shuffled_images"])),
             # fewer than all when a sample is alone in its image-count group (eval/shuffle.py)
             ("samples with shuffled images", lambda m: str(m["scored"]["shuffled_images"])),
+            # videos only: every frame replaced by the first; the gap to it is what motion is worth
+            ("accuracy with frozen frames", lambda m: percent(m.get("accuracy_frozen_frames"))),
+            ("samples with videos", lambda m: str(m["scored"].get("frozen_frames", 0))),
             ("majority-answer baseline", lambda m: percent(m["majority_baseline"])),
             ("eval loss", lambda m: f"{m['eval_loss']:.4f}")]
     for label, cell in rows:

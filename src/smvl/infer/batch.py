@@ -16,11 +16,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from smvl.data.conversation import IMAGE_MARKER, normalise_message
+from smvl.data.conversation import IMAGE_MARKER, VIDEO_MARKER, normalise_message
 from smvl.data.images import load_image
 from smvl.data.lines import read_lines
-from smvl.data.sample import BadSample, Sample
+from smvl.data.sample import BadSample, Sample, video_parts
 from smvl.data.skips import SkipLog
+from smvl.data.video import VideoSampling, load_video
+from smvl.errors import UserError
 from smvl.infer.generate import generate_batch, split_thinking
 
 
@@ -76,20 +78,25 @@ def drop_partial_line(output: Path) -> None:
         f.truncate(0)
 
 
-def question_sample(record, sid: str, base_dir: Path) -> Sample:
-    """One input record -> a Sample ending with a user turn, its images loaded; BadSample otherwise."""
+def question_sample(record, sid: str, base_dir: Path, sampling=None) -> Sample:
+    """One input record -> a Sample ending with a user turn, its images and videos loaded (frames as `sampling`,
+    the model's video processor, says); BadSample otherwise."""
     if not isinstance(record, dict):
         raise BadSample("not an object")
     images = record.get("images", record.get("image", []))
     images = [images] if isinstance(images, (str, dict)) else images
     if not isinstance(images, list):
         raise BadSample("bad images field", f"{type(images).__name__}")
+    videos = record.get("videos", record.get("video", []))
+    videos = [videos] if isinstance(videos, (str, dict)) else videos
+    if not isinstance(videos, list):
+        raise BadSample("bad videos field", f"{type(videos).__name__}")
     if isinstance(record.get("messages"), list) and record["messages"]:
         messages = [normalise_message(m) for m in record["messages"]]
     elif isinstance(record.get("question"), str) and record["question"].strip():
         text = record["question"]
-        if IMAGE_MARKER not in text:
-            text = IMAGE_MARKER * len(images) + text
+        if IMAGE_MARKER not in text and VIDEO_MARKER not in text:
+            text = IMAGE_MARKER * len(images) + VIDEO_MARKER * len(videos) + text
         messages = [normalise_message({"role": "user", "content": text})]
     else:
         raise BadSample("missing question", "a line needs a non-empty `question` or `messages`")
@@ -98,11 +105,14 @@ def question_sample(record, sid: str, base_dir: Path) -> Sample:
     sample = Sample(messages, [], id=sid)
     if sample.image_parts() != len(images):
         raise BadSample("image count mismatch", f"{sample.image_parts()} image markers, {len(images)} images")
+    if video_parts(sample.messages) != len(videos):
+        raise BadSample("video count mismatch", f"{video_parts(sample.messages)} video markers, {len(videos)} videos")
     sample.images = [load_image(ref, base_dir) for ref in images]
+    sample.videos = [load_video(ref, base_dir, sampling) for ref in videos]
     return sample
 
 
-def questions(path: Path, done: set[str], report: Report) -> Iterator[tuple[object, Sample]]:
+def questions(path: Path, done: set[str], report: Report, sampling=None) -> Iterator[tuple[object, Sample]]:
     """(id as given, question) for unanswered, usable questions in file order; everything else counted in
     `report`. A line without an id gets `file:LINE`."""
     seen: set[str] = set()
@@ -121,7 +131,7 @@ def questions(path: Path, done: set[str], report: Report) -> Iterator[tuple[obje
             if key in seen:
                 raise BadSample("duplicate id")
             seen.add(key)
-            sample = question_sample(record, str(qid), path.parent)
+            sample = question_sample(record, str(qid), path.parent, sampling)
         except json.JSONDecodeError:
             report.skips.skip(str(qid), "invalid JSON")
             continue
@@ -138,8 +148,9 @@ def answer_rows(model, processor, batch: list[tuple[object, Sample]], report: Re
     only itself."""
     try:
         answers = generate_batch(model, processor, [s.messages for _, s in batch], [s.images for _, s in batch],
-                                 thinking=thinking, batch_size=len(batch), **options)
-    except (ValueError, RuntimeError, IndexError) as exc:
+                                 thinking=thinking, batch_size=len(batch), videos=[s.videos for _, s in batch],
+                                 **options)
+    except (ValueError, RuntimeError, IndexError, UserError) as exc:
         if len(batch) == 1:
             report.skips.skip(batch[0][1].id, f"generation failed: {type(exc).__name__}")
             return []
@@ -178,7 +189,9 @@ def run_batch_inference(model, processor, input_path: Path, output_path: Path, b
 
         batch: list[tuple[object, Sample]] = []
         consumed = 0
-        for question in questions(input_path, done, report):
+        video_processor = getattr(processor, "video_processor", None)
+        sampling = VideoSampling.of(video_processor) if video_processor is not None else None
+        for question in questions(input_path, done, report, sampling):
             batch.append(question)
             if len(batch) == batch_size:
                 flush(batch)

@@ -1,4 +1,4 @@
-"""`smvl chat`: one question, or an interactive session with history, images and thinking on/off."""
+"""`smvl chat`: one question, or an interactive session with history, images, videos and thinking on/off."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from pathlib import Path
 
 from smvl.data.images import load_image
 from smvl.data.sample import BadSample
+from smvl.data.video import VideoSampling, load_video
 from smvl.infer.generate import generate_stream
 
 DIM, RESET = "\033[2m", "\033[0m"
-HELP = "/image PATH  attach an image to the next question | /think on|off | /reset | /exit"
+HELP = ("/image PATH  attach an image to the next question | /video PATH  a video (file or folder of frames) | "
+        "/think on|off | /reset | /exit")
 
 
 class ThinkStyler:
@@ -54,20 +56,28 @@ class Chat:
     def reset(self) -> None:
         self.messages = [{"role": "system", "content": self.system}] if self.system else []
         self.images, self.pending_images = [], []
+        self.videos, self.pending_videos = [], []
 
     def attach(self, path: str) -> None:
         self.pending_images.append(load_image(Path(path).expanduser()))
 
+    def attach_video(self, path: str) -> None:
+        """Frames sampled as the model's video processor says (its fps and frame limit)."""
+        sampling = VideoSampling.of(self.processor.video_processor)
+        self.pending_videos.append(load_video(Path(path).expanduser(), sampling=sampling))
+
     def ask(self, question: str) -> str:
         """Stream one answer; Ctrl-C stops it early and keeps what was said so far in the history."""
-        parts = [{"type": "image"} for _ in self.pending_images] + [{"type": "text", "text": question}]
+        parts = ([{"type": "image"} for _ in self.pending_images] + [{"type": "video"} for _ in self.pending_videos]
+                 + [{"type": "text", "text": question}])
         self.messages.append({"role": "user", "content": parts})
         self.images += self.pending_images
-        self.pending_images = []
+        self.videos += self.pending_videos
+        self.pending_images, self.pending_videos = [], []
         colour = self.out.isatty()
         style = ThinkStyler(self.hide, colour)
         generation = generate_stream(self.model, self.processor, self.messages, self.images, self.thinking,
-                                     **self.options)
+                                     videos=self.videos, **self.options)
         pieces = []
         try:
             for piece in generation:
@@ -97,6 +107,12 @@ class Chat:
             try:
                 self.attach(arg.strip())
                 print(f"(image attached: {arg.strip()})", file=self.out)
+            except BadSample as exc:
+                print(f"(cannot use {arg.strip()}: {exc})", file=self.out)
+        elif name == "/video" and arg.strip():
+            try:
+                self.attach_video(arg.strip())
+                print(f"(video attached: {arg.strip()}, {len(self.pending_videos[-1])} frames)", file=self.out)
             except BadSample as exc:
                 print(f"(cannot use {arg.strip()}: {exc})", file=self.out)
         else:

@@ -54,6 +54,11 @@ def cmd_chat(args) -> int:
             chat.attach(path)
     except BadSample as exc:
         raise UserError(f"cannot use image: {exc}") from exc
+    try:
+        for path in args.video or []:
+            chat.attach_video(path)
+    except BadSample as exc:
+        raise UserError(f"cannot use video: {exc}") from exc
     if question:
         chat.ask(question)
     else:
@@ -85,6 +90,9 @@ def register(sub) -> None:
     add_model_args(p)
     p.add_argument("question", nargs="?", help="ask this and exit (default: an interactive session)")
     p.add_argument("--image", action="append", metavar="PATH", help="image for the first question (repeatable)")
+    p.add_argument("--video", action="append", metavar="PATH",
+                   help="video file or folder of frames for the first question (frames sampled as the model's "
+                        "video processor says)")
     p.add_argument("--system", help="system prompt")
     p.add_argument("--hide-thinking", action="store_true", help="do not show the <think> part")
     add_sampling_args(p, max_new_tokens=512)

@@ -49,11 +49,35 @@ def prompt_text(processor, messages: list[dict], thinking: bool) -> str:
 
 
 def inputs_for(model, processor, conversations: list[list[dict]], images: list[list[Image.Image]],
-               thinking: bool = False):
-    """Left-padded batch inputs: generation appends on the right, so every row must end at the same column."""
+               thinking: bool = False, videos: list[list] | None = None):
+    """Left-padded batch inputs: generation appends on the right, so every row must end at the same column.
+
+    Videos (`smvl.data.video.Video`, one list per conversation) go through the stock processor, its own frame
+    layout and timestamps: what plain transformers does with the same frames."""
     texts = [prompt_text(processor, c, thinking) for c in conversations]
     kwargs = {"images": images} if any(images) else {}
+    if videos and any(videos):
+        kwargs.update(video_inputs(images, videos))
     return processor(text=texts, padding=True, padding_side="left", return_tensors="pt", **kwargs).to(model.device)
+
+
+def video_inputs(images: list[list], videos: list[list]) -> dict:
+    """The stock processor's video arguments: frames, and metadata giving each frame's timestamp."""
+    from transformers.video_utils import VideoMetadata
+
+    flat = [v for row in videos for v in row]
+    if any(images) or any(len(row) != 1 for row in videos) or len({len(v) for v in flat}) > 1:
+        # The stock call gives images and videos one `pixel_values`, and pads videos to the longest, which would
+        # misstate a shorter one's frame count in its prompt.
+        raise UserError("a batch with videos takes one video per conversation, all with the same frame count, and "
+                        "no images")
+    metadata = []
+    for v in flat:
+        fps = 1000.0  # timestamps exact to the millisecond: frames_indices / fps = the frame's own time
+        meta = VideoMetadata(total_num_frames=len(v), fps=fps, duration=v.duration)
+        meta.frames_indices = [round(t * fps) for t in v.timestamps]
+        metadata.append(meta)
+    return {"videos": [v.frames for v in flat], "video_metadata": metadata, "do_sample_frames": False}
 
 
 def sampling(temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, max_new_tokens: int = 256,
@@ -85,8 +109,13 @@ def split_thinking(text: str) -> tuple[str, str]:
 
 @torch.no_grad()
 def generate_batch(model, processor, conversations: list[list[dict]], images: list[list[Image.Image]],
-                   thinking: bool = False, batch_size: int = 16, **options) -> list[str]:
-    """One batched generate per `batch_size` conversations (KV cache on); the new text of each, stripped."""
+                   thinking: bool = False, batch_size: int = 16, videos: list[list] | None = None,
+                   **options) -> list[str]:
+    """One batched generate per `batch_size` conversations (KV cache on); the new text of each, stripped. A
+    conversation with a video, or with a different frame count than its neighbours, goes in a batch of its own
+    kind (`video_inputs`)."""
+    if videos and any(videos):
+        return _video_batches(model, processor, conversations, images, thinking, batch_size, videos, **options)
     out = []
     for start in range(0, len(conversations), batch_size):
         inputs = inputs_for(model, processor, conversations[start:start + batch_size],
@@ -95,6 +124,25 @@ def generate_batch(model, processor, conversations: list[list[dict]], images: li
         new = generated[:, inputs["input_ids"].shape[1]:]
         out += [t.strip() for t in processor.batch_decode(new, skip_special_tokens=True)]
     return out
+
+
+def _video_batches(model, processor, conversations, images, thinking, batch_size, videos, **options) -> list[str]:
+    """Conversations grouped by frame count (one video, no images, batched), the rest one at a time; answers in
+    the given order."""
+    groups: dict[object, list[int]] = {}
+    for i, (ims, vids) in enumerate(zip(images, videos)):
+        key = len(vids[0]) if len(vids) == 1 and not ims else ("alone", i)
+        groups.setdefault(key, []).append(i)
+    out: dict[int, str] = {}
+    for members in groups.values():
+        for start in range(0, len(members), batch_size):
+            chunk = members[start:start + batch_size]
+            inputs = inputs_for(model, processor, [conversations[i] for i in chunk], [images[i] for i in chunk],
+                                thinking, [videos[i] for i in chunk])
+            generated = model.generate(**inputs, **sampling(**options))
+            new = generated[:, inputs["input_ids"].shape[1]:]
+            out.update(zip(chunk, (t.strip() for t in processor.batch_decode(new, skip_special_tokens=True))))
+    return [out[i] for i in range(len(conversations))]
 
 
 class _Streamer(TextIteratorStreamer):
@@ -189,7 +237,7 @@ class Generation:
 
 
 def generate_stream(model, processor, messages: list[dict], images: list[Image.Image], thinking: bool = False,
-                    cancel: threading.Event | None = None, **options) -> Generation:
+                    cancel: threading.Event | None = None, videos: list | None = None, **options) -> Generation:
     """A Generation for one conversation: text pieces as they come (`<think>` tags included, for callers to style)."""
-    return Generation(model, processor, inputs_for(model, processor, [messages], [images], thinking), cancel,
-                      **options)
+    inputs = inputs_for(model, processor, [messages], [images], thinking, [videos] if videos else None)
+    return Generation(model, processor, inputs, cancel, **options)

@@ -18,6 +18,7 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
+from smvl.data.video import VideoSampling
 from smvl.serve.bodies import Bodies, busy, parse_json
 from smvl.serve.errors import APIError, install_handlers
 from smvl.serve.example import example
@@ -40,8 +41,8 @@ def create_app(model_dir, settings: Settings | None = None) -> FastAPI:
     return build_app(model, processor, replace(settings, model_name=name))
 
 
-def parse_body(raw: bytearray, settings: Settings, model_name: str):
-    return parse_chat_request(parse_json(raw, settings), settings, model_name)
+def parse_body(raw: bytearray, settings: Settings, model_name: str, sampling=None):
+    return parse_chat_request(parse_json(raw, settings), settings, model_name, sampling)
 
 
 async def cancel_when_gone(request: Request, cancel: threading.Event) -> None:
@@ -56,6 +57,8 @@ def build_app(model, processor, settings: Settings) -> FastAPI:
     name = settings.model_name or "smvl"
     worker = Worker(model, processor, settings)
     page, page_headers = load_page()
+    video_processor = getattr(processor, "video_processor", None)
+    sampling = VideoSampling.of(video_processor) if video_processor is not None else None  # frames per video_url
 
     @asynccontextmanager
     async def lifespan(app):
@@ -100,7 +103,7 @@ def build_app(model, processor, settings: Settings) -> FastAPI:
             if not worker.try_acquire():
                 raise busy(settings)
             try:
-                req = await asyncio.to_thread(parse_body, raw, settings, name)
+                req = await asyncio.to_thread(parse_body, raw, settings, name, sampling)
             except BaseException:
                 worker.release(arrived=False)
                 raise

@@ -113,9 +113,10 @@ def check_size(raw: bytes | bytearray, settings: Settings) -> None:
     if len(raw) <= settings.max_text_bytes:
         return
     # Counted in C first, so that a body of millions of tiny `"data:"` strings costs no Python loop.
-    if raw.count(b'"data:') > settings.max_images + MAX_DATA_STRINGS:
+    media = settings.max_images + settings.max_videos
+    if raw.count(b'"data:') > media + MAX_DATA_STRINGS:
         raise APIError(400, f"at most {settings.max_images} images per request", "messages", "too_many_images")
-    if text_bytes(raw, settings.max_images) > settings.max_text_bytes:
+    if text_bytes(raw, media) > settings.max_text_bytes:
         raise too_large(settings.max_text_bytes, "the request without its images")
 
 

@@ -28,7 +28,8 @@ def cmd_serve(args) -> int:
     from smvl.serve.app import create_app
     from smvl.serve.settings import MiB, Settings
 
-    flags = ("queue_depth", "max_batch", "max_tokens", "max_prompt_tokens", "max_images", "max_image_mb", "port")
+    flags = ("queue_depth", "max_batch", "max_tokens", "max_prompt_tokens", "max_images", "max_image_mb", "port",
+             "max_video_mb", "max_video_seconds")
     for flag in flags:
         if getattr(args, flag) <= 0:
             raise UserError(f"--{flag.replace('_', '-')} must be positive")
@@ -39,7 +40,8 @@ def cmd_serve(args) -> int:
                         queue_depth=args.queue_depth, max_batch=args.max_batch,
                         batch_wait_ms=args.batch_wait_ms, max_tokens=args.max_tokens, max_images=args.max_images,
                         max_image_bytes=int(args.max_image_mb * MiB), max_prompt_tokens=args.max_prompt_tokens,
-                        allow_local_files=args.allow_local_files, allow_remote_images=args.allow_remote_images)
+                        allow_local_files=args.allow_local_files, allow_remote_images=args.allow_remote_images,
+                        max_video_bytes=int(args.max_video_mb * MiB), max_video_seconds=args.max_video_seconds)
     if args.host not in LOOPBACK and not key:
         print(f"smvl serve: warning: listening on {args.host} without --api-key: anyone who can reach this port "
               "can use the model", file=sys.stderr)
@@ -72,7 +74,11 @@ def register(sub) -> None:
     p.add_argument("--max-prompt-tokens", type=int, default=8192, help="prompt length after image expansion")
     p.add_argument("--max-images", type=int, default=4, help="images per request")
     p.add_argument("--max-image-mb", type=float, default=10.0, help="encoded size of one image, MiB")
-    p.add_argument("--allow-local-files", action="store_true", help="accept absolute local image paths in image_url")
-    p.add_argument("--allow-remote-images", action="store_true", help="fetch http(s) image URLs")
+    p.add_argument("--max-video-mb", type=float, default=32.0, help="encoded size of one video_url video, MiB")
+    p.add_argument("--max-video-seconds", type=float, default=600.0,
+                   help="longest video_url video, read from its header before decoding (longer: 413)")
+    p.add_argument("--allow-local-files", action="store_true",
+                   help="accept absolute local image and video paths in image_url / video_url")
+    p.add_argument("--allow-remote-images", action="store_true", help="fetch http(s) image and video URLs")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)

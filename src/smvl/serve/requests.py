@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from smvl.serve.errors import APIError
 from smvl.serve.images import fetch_image
+from smvl.serve.videos import fetch_video
 from smvl.serve.settings import Settings
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -18,6 +19,7 @@ MAX_DEPTH = 32  # of a message field: deeper trees cost the template's recursion
 class ChatRequest:
     messages: list[dict]
     images: list = field(default_factory=list)
+    videos: list = field(default_factory=list)
     stream: bool = False
     include_usage: bool = False
     max_tokens: int = 256
@@ -36,7 +38,7 @@ class ChatRequest:
         return self.max_tokens if self.ignore_eos else self.min_tokens
 
 
-def _part(part, settings: Settings, images: list) -> dict:
+def _part(part, settings: Settings, images: list, videos: list, sampling=None) -> dict:
     if not isinstance(part, dict) or not isinstance(part.get("type"), str):
         raise APIError(400, "each content part must be an object with a type", "messages")
     if part["type"] == "text":
@@ -52,6 +54,15 @@ def _part(part, settings: Settings, images: list) -> dict:
             raise APIError(400, f"at most {settings.max_images} images per request", "messages", "too_many_images")
         images.append(fetch_image(url, settings))
         return {"type": "image"}
+    if part["type"] == "video_url":
+        spec = part.get("video_url")
+        url = spec.get("url") if isinstance(spec, dict) else spec
+        if not isinstance(url, str) or not url:
+            raise APIError(400, "video_url parts need a url", "messages")
+        if len(videos) >= settings.max_videos:
+            raise APIError(400, f"at most {settings.max_videos} videos per request", "messages", "too_many_videos")
+        videos.append(fetch_video(url, settings, sampling))
+        return {"type": "video"}
     raise APIError(400, f"unsupported content part type {part['type']!r}", "messages")
 
 
@@ -76,7 +87,7 @@ def rendered_size(value) -> int:
     return total
 
 
-def _messages(raw, settings: Settings) -> tuple[list[dict], list]:
+def _messages(raw, settings: Settings, sampling=None) -> tuple[list[dict], list, list]:
     if not isinstance(raw, list) or not raw:
         raise APIError(400, "`messages` must be a non-empty list", "messages")
     # Counted before any image is decoded, so an over-long request costs nothing.
@@ -85,13 +96,13 @@ def _messages(raw, settings: Settings) -> tuple[list[dict], list]:
     if n_images > settings.max_images:
         raise APIError(400, f"{n_images} images; at most {settings.max_images} per request", "messages",
                        "too_many_images")
-    images, messages, chars = [], [], 0
+    images, videos, messages, chars = [], [], [], 0
     for m in raw:
         if not isinstance(m, dict) or m.get("role") not in ROLES:
             raise APIError(400, f"each message needs a role of {', '.join(ROLES)}", "messages")
         content = m.get("content")
         if isinstance(content, list):
-            content = [_part(p, settings, images) for p in content]
+            content = [_part(p, settings, images, videos, sampling) for p in content]
             chars += sum(len(p.get("text", "")) for p in content)
         elif content is None or isinstance(content, str):
             content = content or ""
@@ -104,7 +115,7 @@ def _messages(raw, settings: Settings) -> tuple[list[dict], list]:
             raise APIError(400, f"the prompt cannot fit {settings.max_prompt_tokens} tokens", "messages",
                            "context_length_exceeded")
         messages.append({"role": m["role"], **kept, "content": content})
-    return messages, images
+    return messages, images, videos
 
 
 def _number(body: dict, name: str, default, low: float, high: float, integer: bool = False):
@@ -118,8 +129,9 @@ def _number(body: dict, name: str, default, low: float, high: float, integer: bo
     return value
 
 
-def parse_chat_request(body, settings: Settings, model_name: str) -> ChatRequest:
-    """A validated ChatRequest with its images decoded; APIError (4xx) otherwise."""
+def parse_chat_request(body, settings: Settings, model_name: str, sampling=None) -> ChatRequest:
+    """A validated ChatRequest with its images and videos decoded (frames as `sampling`, the model's video
+    processor, says); APIError (4xx) otherwise."""
     if not isinstance(body, dict):
         raise APIError(400, "the request body must be a JSON object")
     if body.get("model") not in (None, "", model_name):
@@ -145,8 +157,8 @@ def parse_chat_request(body, settings: Settings, model_name: str) -> ChatRequest
     if not isinstance(stream_options, dict) or not isinstance(kwargs, dict):
         raise APIError(400, "`stream_options` and `chat_template_kwargs` must be objects")
     thinking = body.get("enable_thinking", kwargs.get("enable_thinking", False))
-    messages, images = _messages(body.get("messages"), settings)
-    return ChatRequest(messages, images, stream=bool(body.get("stream", False)),
+    messages, images, videos = _messages(body.get("messages"), settings, sampling)
+    return ChatRequest(messages, images, videos, stream=bool(body.get("stream", False)),
                        include_usage=bool(stream_options.get("include_usage", False)), max_tokens=max_tokens,
                        temperature=float(temperature), top_p=float(top_p), top_k=top_k, thinking=bool(thinking),
                        min_tokens=min_tokens, ignore_eos=ignore_eos)

@@ -24,6 +24,9 @@ class Settings:
     max_image_bytes: int = 10 * MiB  # one image's encoded bytes (decoded base64, file or download)
     max_pixels: int = 16_000_000  # width x height of one image, read from its header before decoding
     max_images: int = 4  # per request
+    max_videos: int = 1  # video_url parts per request
+    max_video_bytes: int = 32 * MiB  # one video's encoded bytes
+    max_video_seconds: float = 600.0  # one video's duration, read from its container header before decoding
     max_tokens: int = 1024  # the largest max_tokens / max_completion_tokens a request may ask for
     default_max_tokens: int = 256  # when a request gives none
     max_prompt_tokens: int = 8192  # the prompt after image expansion
@@ -40,7 +43,8 @@ class Settings:
     def body_limit(self) -> int:
         if self.max_body_bytes is not None:
             return self.max_body_bytes
-        return self.max_images * (self.max_image_bytes * 4 // 3 + 4) + self.max_text_bytes
+        return (self.max_images * (self.max_image_bytes * 4 // 3 + 4)
+                + self.max_videos * (self.max_video_bytes * 4 // 3 + 4) + self.max_text_bytes)
 
     @property
     def max_prompt_chars(self) -> int:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from jinja2 import TemplateError
 
+from smvl.errors import UserError
 from smvl.infer.generate import inputs_for
 from smvl.infer.rows import Row, generate_rows
 from smvl.serve.errors import APIError
@@ -82,11 +83,14 @@ class Worker:
     def _inputs(self, req: ChatRequest):
         try:
             with self.prompt_lock:
-                inputs = inputs_for(self.model, self.processor, [req.messages], [req.images], req.thinking)
+                inputs = inputs_for(self.model, self.processor, [req.messages], [req.images], req.thinking,
+                                    [req.videos] if req.videos else None)
         except TemplateError as exc:
             # A template's own raise_exception() speaks to the client; jinja's subclasses name internals.
             said = f": {exc}" if type(exc) is TemplateError else ""
             raise APIError(400, f"the chat template refused these messages{said}", "messages") from exc
+        except UserError as exc:  # a video with images: the stock processor cannot lay that out
+            raise APIError(400, str(exc), "messages") from exc
         except (ValueError, TypeError, IndexError) as exc:  # the processor refused this input
             raise APIError(400, "cannot build a prompt from these messages", "messages") from exc
         prompt_tokens = int(inputs["input_ids"].shape[1])

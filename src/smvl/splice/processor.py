@@ -82,9 +82,24 @@ def build_processor(vision_dir: Path, text_dir: Path, vision_config, scale_facto
     return SmolVLMProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
-        video_processor=SmolVLMVideoProcessor(max_image_size={"longest_edge": tile}, size={"longest_edge": tile}),
+        video_processor=video_processor(vision_dir, image_processor, tile),
         image_seq_len=image_seq_len(vision_config, scale_factor),
         chat_template=template,
+    )
+
+
+def video_processor(vision_dir: Path, image_processor, tile: int) -> SmolVLMVideoProcessor:
+    """SmolVLM2's video processor: frames resized to one tile, normalised as the images are, and the source's own
+    `video_sampling` (SmolVLM2: 1 frame per second, at most 64) or those defaults where it has none."""
+    try:
+        source = SmolVLMVideoProcessor.from_pretrained(vision_dir)
+        fps, frames = source.fps, source.num_frames
+    except (OSError, ValueError):
+        fps, frames = None, None
+    return SmolVLMVideoProcessor(
+        max_image_size={"longest_edge": tile}, size={"longest_edge": tile}, fps=fps or 1, num_frames=frames or 64,
+        image_mean=image_processor.image_mean, image_std=image_processor.image_std,
+        rescale_factor=image_processor.rescale_factor,
     )
 
 

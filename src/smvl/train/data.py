@@ -17,6 +17,8 @@ from smvl.data.skips import SkipLog
 from smvl.data.stream import BatchStream
 from smvl.train.config import TrainConfig
 
+SYNTHETIC = ("synthetic", "synthetic-video")  # made in code: small, made once, sized by data.synthetic_*
+
 
 def collate_options(cfg: TrainConfig) -> CollateOptions:
     d = cfg.data
@@ -33,7 +35,7 @@ def _open(cfg: TrainConfig, spec: str, split: str, skips: SkipLog, shard: tuple[
     holdout = d.holdout if d.eval is None else 0  # an explicit eval source: nothing held out of either
     return open_source(
         spec, split=split, skips=skips, seed=cfg.seed if seed is None else seed, subsets=d.subsets,
-        weights=d.weights, holdout=holdout, max_samples=d.max_samples if spec != "synthetic" else n,
+        weights=d.weights, holdout=holdout, max_samples=d.max_samples if spec not in SYNTHETIC else n,
         streaming=d.streaming, shard=shard, lazy=lazy,
     )
 
@@ -73,14 +75,15 @@ class StreamedTrain:
     this shard's records are decoded, and only once out of the buffer (JPEGs at the reduced scale `draft` allows,
     `Encoder.decode_size`)."""
 
-    def __init__(self, cfg: TrainConfig, skips: SkipLog, draft=None):
-        self.cfg, self.skips, self.draft = cfg, skips, draft
+    def __init__(self, cfg: TrainConfig, skips: SkipLog, draft=None, sampling=None):
+        self.cfg, self.skips, self.draft, self.sampling = cfg, skips, draft, sampling
 
     def __call__(self, epoch: int, shard: tuple[int, int]):
         cfg = self.cfg
         rng = random.Random(cfg.seed * 7919 + epoch * 104_729 + shard[0])
         records = _open(cfg, cfg.data.train, "train", self.skips, shard, lazy=True)
-        samples = decoded(shuffle_buffer(records, cfg.data.shuffle_buffer, rng), self.skips, self.draft)
+        samples = decoded(shuffle_buffer(records, cfg.data.shuffle_buffer, rng), self.skips, self.draft,
+                          self.sampling)
         return _mix(cfg, samples, epoch, shard)
 
 
@@ -97,8 +100,10 @@ class HeldOut:
         return self.samples
 
 
-def train_samples(cfg: TrainConfig, skips: SkipLog, draft=None):
-    return SyntheticTrain(cfg, skips) if cfg.data.train == "synthetic" else StreamedTrain(cfg, skips, draft)
+def train_samples(cfg: TrainConfig, skips: SkipLog, draft=None, sampling=None):
+    if cfg.data.train in SYNTHETIC:
+        return SyntheticTrain(cfg, skips)
+    return StreamedTrain(cfg, skips, draft, sampling)
 
 
 def _mix(cfg: TrainConfig, samples, epoch: int, shard: tuple[int, int]):
@@ -122,7 +127,7 @@ def stage_config(cfg: TrainConfig, spec: str | None) -> TrainConfig:
 def train_stream(cfg: TrainConfig, encoder: Encoder, skips: SkipLog, spec: str | None = None) -> BatchStream:
     cfg = stage_config(cfg, spec)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    return BatchStream(train_samples(cfg, skips, encoder.decode_size), encoder, cfg.batch_size, encoder.options,
+    return BatchStream(train_samples(cfg, skips, encoder.decode_size, encoder.sampling), encoder, cfg.batch_size, encoder.options,
                        seed=cfg.seed, pack=pack if cfg.data.packing else None, group_by_length=cfg.data.group_by_length, rank=rank,
                        world_size=world, skips=skips, token_budget=cfg.data.pack_tokens if cfg.data.packing else None)
 
