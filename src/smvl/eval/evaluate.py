@@ -136,16 +136,18 @@ def score_model(model_dir: Path, samples: list[Sample], out: Path, options: Coll
         row.update({c: answers.get((i, c)) for c in CONDITIONS})
         row["scores"] = {c: fn(row[c], [ref], q) if row[c] is not None else None for c in CONDITIONS}
         rows.append(row)
+    # frozen frames only where some question shows a video: an image-only report stays as it was
+    conditions = [c for c in CONDITIONS if c != "frozen_frames" or any(s.videos for s in samples)]
     per_subset = {}
     for subset in sorted({r["subset"] for r in rows}):
         of_subset = [r for r in rows if r["subset"] == subset]
-        means = {c: mean_score(of_subset, c) for c in CONDITIONS}
+        means = {c: mean_score(of_subset, c) for c in conditions}
         per_subset[subset] = {"metric": of_subset[0]["metric"], "n": len(of_subset),
                               "scored": {c: k for c, (_, k) in means.items()}, **{c: m for c, (m, _) in means.items()}}
     kinds = [question_kind(s) for s in samples]
-    by_kind = {kind: {c: mean_score([r for r, k in zip(rows, kinds) if k == kind], c)[0] for c in CONDITIONS}
+    by_kind = {kind: {c: mean_score([r for r, k in zip(rows, kinds) if k == kind], c)[0] for c in conditions}
                for kind in sorted(set(kinds))}
-    overall = {c: mean_score(rows, c) for c in CONDITIONS}
+    overall = {c: mean_score(rows, c) for c in conditions}
     result = {
         "model": str(model_dir), "name": name, "n": len(samples),
         **{f"accuracy_{c}": m for c, (m, _) in overall.items()}, "scored": {c: k for c, (_, k) in overall.items()},

@@ -78,6 +78,8 @@ def write_report(models: list[dict], out: Path, run: Path | None = None) -> Path
             ("samples with videos", lambda m: str(m["scored"].get("frozen_frames", 0))),
             ("majority-answer baseline", lambda m: percent(m["majority_baseline"])),
             ("eval loss", lambda m: f"{m['eval_loss']:.4f}")]
+    if not any("frozen_frames" in m["scored"] for m in models):
+        rows = [row for row in rows if "frozen" not in row[0] and "videos" not in row[0]]
     for label, cell in rows:
         lines.append(f"| {label} | " + " | ".join(cell(m) for m in models) + " |")
     for m in models:
