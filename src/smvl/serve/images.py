@@ -21,17 +21,22 @@ def too_large(settings: Settings) -> APIError:
     return APIError(413, f"an image is over {settings.max_image_bytes} bytes", "messages", "image_too_large")
 
 
-def _data_uri(url: str, settings: Settings) -> bytes:
+def decode_data_uri(url: str, limit: int, kind: str, too_big: APIError) -> bytes:
+    """The bytes of a base64 data URI of an `kind` ("image", "video"), refused as `too_big` past `limit` bytes."""
     header, _, payload = url.partition(",")
     if ";base64" not in header:
-        raise APIError(400, "image data URIs must be base64-encoded", "messages", "invalid_image")
-    # Checked on the encoded length, so an oversized image is never decoded.
-    if len(payload) * 3 // 4 > settings.max_image_bytes + 2:
-        raise too_large(settings)
+        raise APIError(400, f"{kind} data URIs must be base64-encoded", "messages", f"invalid_{kind}")
+    # Checked on the encoded length, so an oversized one is never decoded.
+    if len(payload) * 3 // 4 > limit + 2:
+        raise too_big
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise APIError(400, "the image data URI is not valid base64", "messages", "invalid_image") from None
+        raise APIError(400, f"the {kind} data URI is not valid base64", "messages", f"invalid_{kind}") from None
+
+
+def _data_uri(url: str, settings: Settings) -> bytes:
+    return decode_data_uri(url, settings.max_image_bytes, "image", too_large(settings))
 
 
 def _remote(url: str, settings: Settings) -> bytes:

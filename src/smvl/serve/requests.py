@@ -38,6 +38,15 @@ class ChatRequest:
         return self.max_tokens if self.ignore_eos else self.min_tokens
 
 
+def _url_of(part: dict, kind: str) -> str:
+    """An `image_url` / `video_url` part's URL: `{"url": ...}` as OpenAI sends it, or a bare string."""
+    spec = part.get(kind)
+    url = spec.get("url") if isinstance(spec, dict) else spec
+    if not isinstance(url, str) or not url:
+        raise APIError(400, f"{kind} parts need a url", "messages")
+    return url
+
+
 def _part(part, settings: Settings, images: list, videos: list, sampling=None) -> dict:
     if not isinstance(part, dict) or not isinstance(part.get("type"), str):
         raise APIError(400, "each content part must be an object with a type", "messages")
@@ -46,19 +55,13 @@ def _part(part, settings: Settings, images: list, videos: list, sampling=None) -
             raise APIError(400, "text parts need a string `text`", "messages")
         return {"type": "text", "text": part["text"]}
     if part["type"] == "image_url":
-        spec = part.get("image_url")
-        url = spec.get("url") if isinstance(spec, dict) else spec
-        if not isinstance(url, str) or not url:
-            raise APIError(400, "image_url parts need a url", "messages")
+        url = _url_of(part, "image_url")
         if len(images) >= settings.max_images:
             raise APIError(400, f"at most {settings.max_images} images per request", "messages", "too_many_images")
         images.append(fetch_image(url, settings))
         return {"type": "image"}
     if part["type"] == "video_url":
-        spec = part.get("video_url")
-        url = spec.get("url") if isinstance(spec, dict) else spec
-        if not isinstance(url, str) or not url:
-            raise APIError(400, "video_url parts need a url", "messages")
+        url = _url_of(part, "video_url")
         if len(videos) >= settings.max_videos:
             raise APIError(400, f"at most {settings.max_videos} videos per request", "messages", "too_many_videos")
         videos.append(fetch_video(url, settings, sampling))

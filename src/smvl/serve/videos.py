@@ -8,14 +8,12 @@ cannot read is a 400 that does not echo its internals.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import replace
 
 from smvl.data.sample import BadSample
 from smvl.data.video import VideoSampling, load_video
 from smvl.serve.errors import APIError
-from smvl.serve.images import _local, _remote
+from smvl.serve.images import _local, _remote, decode_data_uri
 from smvl.serve.settings import Settings
 
 
@@ -24,15 +22,7 @@ def too_large(settings: Settings) -> APIError:
 
 
 def _data_uri(url: str, settings: Settings) -> bytes:
-    header, _, payload = url.partition(",")
-    if ";base64" not in header:
-        raise APIError(400, "video data URIs must be base64-encoded", "messages", "invalid_video")
-    if len(payload) * 3 // 4 > settings.max_video_bytes + 2:
-        raise too_large(settings)
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise APIError(400, "the video data URI is not valid base64", "messages", "invalid_video") from None
+    return decode_data_uri(url, settings.max_video_bytes, "video", too_large(settings))
 
 
 def fetch_video(url: str, settings: Settings, sampling: VideoSampling | None = None):
