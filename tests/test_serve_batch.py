@@ -84,6 +84,30 @@ def test_batched_answers_are_the_answers_alone(loaded, batches):
         assert alone[2][1] == 12  # ignore_eos: all of max_tokens
 
 
+def test_a_request_that_breaks_generation_fails_alone_not_its_batch(loaded, monkeypatch):
+    """Generation raising for one row (here: the row asking for 5 tokens) answers that request 500 and its batch
+    mates as they are answered alone, each request once."""
+    calls: list[list[int]] = []
+
+    def fragile(model, processor, rows, **options):
+        calls.append([r.max_new_tokens for r in rows])
+        if any(r.max_new_tokens == 5 for r in rows):
+            raise RuntimeError("boom")
+        return generate_rows(model, processor, rows, **options)
+
+    bodies = [{**body, "stream_options": {"include_usage": True}} for body in BODIES]
+    app = build_app(*loaded, Settings(max_tokens=64, max_images=2, max_batch=8))
+    with running(app) as url:
+        alone = [answer(post(url, body)) for body in bodies]
+        monkeypatch.setattr("smvl.serve.worker.generate_rows", fragile)
+        poisoned = {"messages": ask("坏了", 1), "max_tokens": 5}
+        responses = together(app, url, [*bodies[:2], poisoned, *bodies[2:]])
+    assert [r.status_code for r in responses] == [200, 200, 500, 200, 200]
+    assert responses[2].json()["error"]["code"] == "generation_failed"
+    assert [answer(r) for i, r in enumerate(responses) if i != 2] == alone
+    assert sorted(calls[0]) == sorted([12, 9, 5, 12, 7]) and sorted(calls[1:]) == [[5], [7], [9], [12], [12]]
+
+
 def test_the_batch_cap_is_respected(loaded, batches):
     app = build_app(*loaded, Settings(max_tokens=8, max_batch=2))
     with running(app) as url:

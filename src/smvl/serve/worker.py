@@ -160,14 +160,22 @@ class Worker:
 
     def _drain(self) -> None:
         while batch := self._next_batch():
-            error = None
-            try:
-                generate_rows(self.model, self.processor, [j.row for j in batch], **batch[0].options)
-            except Exception as exc:  # sent to each client as an error
-                error = APIError(500, f"generation failed: {type(exc).__name__}", code="generation_failed")
-            with self.state:
-                for job in batch:
+            for job, error in self._generate(batch):
+                with self.state:
                     self._end(job, error=error)
+
+    def _generate(self, batch: list[_Job]) -> list[tuple[_Job, APIError | None]]:
+        """Each job with its error (None: answered). When a batch fails, its rows that have sent nothing yet are
+        tried again one by one, so one request that breaks generation fails alone, not its batch mates."""
+        try:
+            generate_rows(self.model, self.processor, [j.row for j in batch], **batch[0].options)
+            return [(job, None) for job in batch]
+        except Exception as exc:  # sent to the client as an error
+            error = APIError(500, f"generation failed: {type(exc).__name__}", code="generation_failed")
+            if len(batch) == 1:
+                return [(batch[0], error)]
+        fresh = [j for j in batch if not j.row.token_ids and not j.row.done]
+        return [(j, error) for j in batch if j not in fresh] + [out for j in fresh for out in self._generate([j])]
 
     async def complete(self, req: ChatRequest, cancel: threading.Event) -> tuple[Row, str]:
         """The whole answer, or what there was when `cancel` was set; the caller's slot is its own to release."""
