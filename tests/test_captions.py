@@ -215,6 +215,8 @@ def test_a_stage_trains_on_captions_then_on_another_source(tmp_path, capsys):
     assert "missing image file" in out and "captions.tsv:2" in out
     provenance = json.loads((final / "smvl.json").read_text())
     assert [s["recipe"] for s in provenance["stages"]] == ["connector", "full"]
+    mixture = yaml.safe_load(config.read_text())["data"]["train"]
+    assert [s["train"] for s in provenance["stages"]] == [str(folder), mixture]  # what each stage trained on
 
 
 def test_a_missing_stage_source_fails_before_any_splice(tmp_path, capsys):

@@ -211,8 +211,9 @@ def load_stage_model(source: Path, stage: StageConfig, cfg: TrainConfig, process
     return model
 
 
-def save_final(model, processor, source: Path, stage: StageConfig, final: Path) -> None:
-    """Write the stage's model as a stock checkpoint (LoRA merged, adapters kept beside) and mark it complete."""
+def save_final(model, processor, source: Path, stage: StageConfig, final: Path, data: str) -> None:
+    """Write the stage's model as a stock checkpoint (LoRA merged, adapters kept beside) and mark it complete;
+    smvl.json gains the stage: recipe, lr, steps and `data`, the source it trained on."""
     with folders.building(final) as tmp:
         if stage.recipe == "lora":
             model.save_pretrained(tmp / "adapter")
@@ -222,7 +223,7 @@ def save_final(model, processor, source: Path, stage: StageConfig, final: Path) 
         processor.save_pretrained(tmp)
         provenance = json.loads((source / PROVENANCE).read_text()) if (source / PROVENANCE).is_file() else {}
         provenance.setdefault("stages", []).append({"recipe": stage.recipe, "lr": as_recorded(stage.lr),
-                                                   "steps": stage.steps})
+                                                   "steps": stage.steps, "train": data})
         (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=2, ensure_ascii=False))
         checkpoints.mark_complete(tmp)
 
@@ -260,6 +261,6 @@ def run_stage(cfg: TrainConfig, stage: StageConfig, source: Path, stage_dir: Pat
         log(f"  resuming from {resume}")
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if trainer.is_world_process_zero():
-        save_final(trainer.model, processor, source, stage, final)
+        save_final(trainer.model, processor, source, stage, final, stage.train or cfg.data.train)
     trainer.accelerator.wait_for_everyone()
     return final
