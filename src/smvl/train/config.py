@@ -45,7 +45,10 @@ class DataConfig:
     max_images: int = 4
     retile: bool = True
     image_splitting: bool | None = None  # None: the processor's own setting; false: the global image only
-    group_by_length: bool = True
+    # None: only without packing, where it saves padding. A packed row has none to save, and sorting by length makes
+    # batches of one kind: on the synthetic sets length names the question type, and such batches kept the video
+    # model at its per-type prior (README, "Batches")
+    group_by_length: bool | None = None
     packing: bool = True  # a batch is one padding-free row, each sample attending only to itself
     pack_tokens: int | None = None  # with packing: a step is the samples that fit in this many tokens (batch_size
     # then only sizes the shuffle buffer); None: batch_size samples per step

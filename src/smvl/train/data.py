@@ -124,11 +124,16 @@ def stage_config(cfg: TrainConfig, spec: str | None) -> TrainConfig:
     return replace(cfg, data=replace(cfg.data, train=spec, eval=cfg.data.eval or cfg.data.train))
 
 
+def groups_by_length(data) -> bool:
+    """`data.group_by_length`, or by default: only when batches are padded rather than packed."""
+    return (not data.packing) if data.group_by_length is None else data.group_by_length
+
+
 def train_stream(cfg: TrainConfig, encoder: Encoder, skips: SkipLog, spec: str | None = None) -> BatchStream:
     cfg = stage_config(cfg, spec)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     return BatchStream(train_samples(cfg, skips, encoder.decode_size, encoder.sampling), encoder, cfg.batch_size, encoder.options,
-                       seed=cfg.seed, pack=pack if cfg.data.packing else None, group_by_length=cfg.data.group_by_length, rank=rank,
+                       seed=cfg.seed, pack=pack if cfg.data.packing else None, group_by_length=groups_by_length(cfg.data), rank=rank,
                        world_size=world, skips=skips, token_budget=cfg.data.pack_tokens if cfg.data.packing else None)
 
 
