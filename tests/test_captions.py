@@ -198,14 +198,14 @@ def test_a_stage_trains_on_captions_then_on_another_source(tmp_path, capsys):
     with the synthetic set; both are evaluated on the mixture's held-out part."""
     folder = write_caption_folder(tmp_path / "caps", n=16, fmt="tsv")
     header, *rows = (folder / "captions.tsv").read_text(encoding="utf-8").splitlines()
-    # The bad row's skip in the run's table proves that stage 1 read the folder.
+    # The bad row's skip in the run's table proves that stage 1 read the folder; its 9 steps of 2 read all 17 rows.
     (folder / "captions.tsv").write_text("\n".join([header, "gone.jpg\t坏行", *rows]) + "\n", encoding="utf-8")
     write_shards(tmp_path / "shards", shards=2, per_shard=6)
     config = tmp_path / "captions.yaml"
     config.write_text(yaml.safe_dump({
         "data": {"train": f"synthetic*1 + {tmp_path / 'shards'}/{{000000..000001}}.tar*2", "max_samples": 8,
                  "holdout": 2, "shuffle_buffer": 8},
-        "stages": [{"recipe": "connector", "lr": 1e-3, "steps": 2, "train": str(folder)},
+        "stages": [{"recipe": "connector", "lr": 1e-3, "steps": 9, "train": str(folder)},
                    {"recipe": "full", "lr": 1e-3, "steps": 2}],
         "batch_size": 2, "log_every": 1, "eval_every": 2, "save_every": 2, "final_eval": False,
         "output_dir": str(tmp_path / "run")}))
