@@ -11,15 +11,21 @@ from smvl.train.run import load_config
 TYPE_OF_ANSWER = {answer: kind for kind, answers in ANSWER_CLASSES.items() for answer in answers}
 
 
-def batch_types(tiny_model, *overrides) -> list[set[str]]:
-    """The question types of each of the first 6 training batches of synthetic-video (8 samples a batch)."""
+def first_batches(tiny_model, *overrides):
+    """The processor and the first 6 training batches of synthetic-video (8 samples a batch)."""
     cfg = load_config(None, ["--data.train", "synthetic-video", "--data.synthetic_train", "64", "--batch_size", "8",
                              *overrides])
     processor = AutoProcessor.from_pretrained(tiny_model)
     stream = train_stream(cfg, Encoder(processor, collate_options(cfg)), SkipLog(1.0))
+    return processor, [batch for batch, _ in zip(stream, range(6))]
+
+
+def batch_types(tiny_model) -> list[set[str]]:
+    """The question types of each of the first 6 training batches."""
+    processor, batches = first_batches(tiny_model)
     end = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     types = []
-    for batch, _ in zip(stream, range(6)):
+    for batch in batches:
         labels = [t for t in batch["labels"].flatten().tolist() if t != -100]
         answers = processor.tokenizer.decode(labels).split(processor.tokenizer.decode([end]))
         types.append({TYPE_OF_ANSWER[a.strip()] for a in answers if a.strip()})
@@ -34,11 +40,9 @@ def test_packed_batches_mix_question_types_by_default(tiny_model):
 
 
 def test_padded_batches_are_grouped_by_length_by_default(tiny_model):
-    cfg = load_config(None, ["--data.train", "synthetic-video", "--data.synthetic_train", "64", "--batch_size", "8",
-                             "--data.packing", "false"])
-    stream = train_stream(cfg, Encoder(AutoProcessor.from_pretrained(tiny_model), collate_options(cfg)), SkipLog(1.0))
+    _, batches = first_batches(tiny_model, "--data.packing", "false")
     spreads = []
-    for batch, _ in zip(stream, range(6)):
+    for batch in batches:
         lengths = batch["attention_mask"].sum(1)
         spreads.append(int(lengths.max() - lengths.min()))
     assert max(spreads) <= 6, spreads  # ungrouped batches of this set spread over 13-16 tokens
