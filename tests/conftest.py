@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -43,28 +41,11 @@ def assets() -> Path:
 
 
 def build_real_fake(assets: Path, root: Path, layers: int) -> Path:
-    """Random-weight checkpoints with the real configs, key layout and tokenizer at full width; depth cut to
-    `layers`, bf16. `root/vision` and `root/text` are splice sources."""
-    from transformers import AutoConfig, Qwen3ForCausalLM, SmolVLMForConditionalGeneration
+    """Random-weight bf16 checkpoints with the real configs, key layout and tokenizer at full width; depth cut to
+    `layers`. `root/vision` and `root/text` are splice sources."""
+    from smvl.bench.random_sources import build_random_sources
 
-    torch.manual_seed(0)
-    text_cfg = AutoConfig.from_pretrained(assets / "qwen3-0.6b", num_hidden_layers=layers,
-                                          layer_types=["full_attention"] * layers)
-    text = Qwen3ForCausalLM(text_cfg).to(torch.bfloat16)
-    text.save_pretrained(root / "text")
-    del text
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "generation_config.json"):
-        shutil.copy(assets / "qwen3-0.6b" / name, root / "text" / name)
-
-    vlm_cfg = json.loads((assets / "smolvlm2-256m-video-instruct" / "config.json").read_text())
-    vlm_cfg["vision_config"]["num_hidden_layers"] = layers
-    vlm_cfg["text_config"].update(num_hidden_layers=1, vocab_size=512)
-    vlm_cfg["vocab_size"] = 512
-    config = AutoConfig.for_model(**vlm_cfg)
-    SmolVLMForConditionalGeneration(config).to(torch.bfloat16).save_pretrained(root / "vision")
-    for name in ("preprocessor_config.json", "processor_config.json"):
-        shutil.copy(assets / "smolvlm2-256m-video-instruct" / name, root / "vision" / name)
-    return root
+    return build_random_sources(assets, root, layers)
 
 
 @pytest.fixture(scope="session")

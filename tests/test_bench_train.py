@@ -53,3 +53,33 @@ def test_bad_arguments_are_user_errors(tiny_sources):
 
     with pytest.raises(UserError, match="at least 1"):
         bench_train(str(tiny_sources / "vision"), str(tiny_sources / "text"), samples=0)
+
+
+def test_flop_counting_gives_sdpa_equal_head_counts_and_skips_the_varlen_check(monkeypatch):
+    """torch 2.11's FLOP counter asserts equal query and key/value heads in SDPA (a GPU machine's `gpu_train.sh`
+    died on Qwen3's GQA), and the varlen kernel's one-time check failed under the counter, disabling varlen for
+    the timed rounds too. While counting, both go the countable way; outside, nothing changes."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    import smvl.train.attention as attention
+    from smvl.bench.train import countable_attention
+
+    seen = []
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query, key, *args, **kwargs):
+        seen.append((query.shape[1], key.shape[1]))
+        return real(query, key, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    module = SimpleNamespace(num_key_value_groups=2, is_causal=True, training=False)
+    q, kv = torch.randn(1, 4, 6, 8), torch.randn(1, 2, 6, 8)
+    sdpa_attention_forward(module, q, kv, kv, None)
+    with countable_attention(True):
+        sdpa_attention_forward(module, q, kv, kv, None)
+        assert attention._varlen_usable(module, q, kv, kv, 1.0) is False
+    sdpa_attention_forward(module, q, kv, kv, None)
+    assert seen == [(4, 2), (4, 4), (4, 2)]

@@ -89,6 +89,24 @@ def test_one_resize_is_the_stock_result_exactly_where_stock_resizes_once(image_p
     assert (got[-1] - want[-1]).abs().mean() < 0.005
 
 
+def test_before_torchvision_0_27_both_paths_fall_back_to_bicubic_and_still_agree(image_processor, mix, monkeypatch):
+    """torchvision < 0.27 has no LANCZOS for tensors (seen on a GPU image with 0.26: the tiler raised). Stock then
+    resizes with BICUBIC; the fast path must too: the photo that both resize once is then equal again."""
+    import transformers.image_processing_backends as backends
+
+    import smvl.data.tiles as tiles
+
+    for module in (backends, tiles):
+        monkeypatch.setattr(module, "is_torchvision_greater_or_equal", lambda version: False)
+    image = mix[2].resize((640, 480))
+    want, _, _ = stock(image_processor, image, 2048)
+    got, _ = fast(image_processor, image, 2048)
+    assert torch.allclose(got[:-1], want[:-1], atol=1e-5)
+    monkeypatch.undo()
+    lanczos, _ = fast(image_processor, image, 2048)
+    assert not torch.allclose(got[:-1], lanczos[:-1], atol=1e-3)  # the fallback really is another filter
+
+
 def test_encoder_fast_and_stock_paths_give_the_same_tokens_tiles_and_batches(assets, mix):
     from smvl.splice.processor import build_processor
 

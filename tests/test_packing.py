@@ -228,3 +228,41 @@ def test_packed_attention_rows_from_position_ids_match_one_row_at_a_time():
         seg, _ = packed_attention(module, q[b : b + 1, :, a:z], k[b : b + 1, :, a:z], v[b : b + 1, :, a:z], None,
                                   scaling=0.35)
         torch.testing.assert_close(alone[:, a:z], seg)
+
+
+def _segment_attention(q, k, v, cu, causal):
+    """A reference kernel over [T, heads, dim] with equal head counts, as flash's varlen needs them."""
+    assert causal and q.shape[1] == k.shape[1]
+    bounds, outs = cu.tolist(), []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        x = [t[a:b].transpose(0, 1) for t in (q, k, v)]
+        outs.append(torch.nn.functional.scaled_dot_product_attention(*x, is_causal=True).transpose(0, 1))
+    return torch.cat(outs)
+
+
+def new_varlen(q, k, v, cu_q, cu_k, max_q, max_k, *, scale=None, window_size=(-1, -1), enable_gqa=False):
+    if enable_gqa:
+        k, v = (t.repeat_interleave(q.shape[1] // t.shape[1], dim=1) for t in (k, v))
+    return _segment_attention(q, k, v, cu_q, window_size == (-1, 0))
+
+
+def old_varlen(q, k, v, cu_q, cu_k, max_q, max_k, is_causal=False, return_aux=None, scale=None):
+    return _segment_attention(q, k, v, cu_q, is_causal)
+
+
+@pytest.mark.parametrize("kernel", [new_varlen, old_varlen], ids=["window_size+enable_gqa", "is_causal,no-gqa"])
+def test_varlen_call_fits_both_torch_apis_and_equals_per_sample_attention(monkeypatch, kernel):
+    """torch 2.11's varlen_attn takes `is_causal` and no `enable_gqa` (a GPU machine's run fell back to the slow
+    per-sample loop: "unexpected keyword argument 'enable_gqa'"); newer ones take a window and `enable_gqa`."""
+    import torch.nn.attention.varlen as varlen
+    from types import SimpleNamespace
+
+    from smvl.train.attention import _per_segment, _varlen
+
+    monkeypatch.setattr(varlen, "varlen_attn", kernel)
+    torch.manual_seed(0)
+    q, kv = torch.randn(1, 4, 10, 8), torch.randn(1, 2, 10, 8)  # [1, heads, T, dim], 2 query heads per kv head
+    cu = torch.tensor([0, 3, 10], dtype=torch.int32)
+    module = SimpleNamespace(num_key_value_groups=2, is_causal=True, training=False)
+    want = _per_segment(module, q, kv, kv * 0.5, cu, 0.0, None)
+    assert torch.allclose(_varlen(module, q, kv, kv * 0.5, cu, None, 7), want, atol=1e-5)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -107,7 +107,7 @@ class Phase:
         device = self.model.device
         counter = FlopCounterMode(display=False) if count_flops else None
         sync(device)
-        with PeakMemory(device) as memory, counter or nullcontext():
+        with PeakMemory(device) as memory, counter or nullcontext(), countable_attention(count_flops):
             start = time.perf_counter()
             results = []
             for item in items:
@@ -131,6 +131,22 @@ class Phase:
         return {"samples_per_s": self.samples / self.seconds, "tokens_per_s": self.tokens / self.seconds,
                 "peak_memory_gb": self.peak / 2**30, "mean_loss": self.loss_sum / self.labelled,
                 "seconds": self.seconds, "tflop_per_sample": self.flops / 1e12 if self.flops else None}
+
+
+@contextmanager
+def countable_attention(counting: bool):
+    """While FLOPs are counted, attention takes the plain SDPA path with key/value heads repeated up to the query
+    heads (transformers' own path where GQA is not used), one call per packed sample: the same arithmetic, in
+    calls that torch's counter can count. Its sdpa formula asserted equal head counts in torch 2.11 (seen on a GPU
+    machine), and the varlen kernel's one-time check (train/attention.py) must not run, and fail, under it."""
+    if not counting:
+        yield
+        return
+    from unittest import mock
+
+    with mock.patch("transformers.integrations.sdpa_attention.use_gqa_in_sdpa", lambda *args, **kwargs: False), \
+            mock.patch("smvl.train.attention._varlen_usable", lambda *args, **kwargs: False):
+        yield
 
 
 def _count(item) -> int:

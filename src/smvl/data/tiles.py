@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as tvF
 from transformers.image_utils import pil_torch_interpolation_mapping
+from transformers.utils import is_torchvision_greater_or_equal
 from transformers.models.smolvlm.image_processing_smolvlm import (
     MAX_IMAGE_SIZE,
     _resize_output_size_rescale_to_max_len,
@@ -64,6 +65,15 @@ def _as_tensor(image: Image.Image) -> torch.Tensor:
         return torch.from_numpy(np.asarray(image)).permute(2, 0, 1)
 
 
+def interpolation(resample) -> tvF.InterpolationMode:
+    """The torchvision mode for a PIL filter, as the stock processor picks it: torchvision before 0.27 has no
+    LANCZOS for tensors, and there stock falls back to BICUBIC (so must we, to give its pixels)."""
+    mode = pil_torch_interpolation_mapping[resample]
+    if mode == tvF.InterpolationMode.LANCZOS and not is_torchvision_greater_or_equal("0.27"):
+        return tvF.InterpolationMode.BICUBIC
+    return mode
+
+
 class FastTiler:
     """`tiler(images, longest)` -> (pixel_values [tiles, 3, T, T] uint8, [(rows, cols)] per image): the stock
     processor's tiles for one sample's images, before rescaling and normalising. They stay uint8 in the batch too:
@@ -82,8 +92,7 @@ class FastTiler:
     def _resize(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
         if tuple(x.shape[-2:]) == (height, width):
             return x
-        mode = pil_torch_interpolation_mapping[self.processor.resample]
-        return tvF.resize(x, [height, width], interpolation=mode, antialias=True)
+        return tvF.resize(x, [height, width], interpolation=interpolation(self.processor.resample), antialias=True)
 
     def __call__(self, images: list[Image.Image], longest: int):
         p, tile = self.processor, self.processor.max_image_size["longest_edge"]

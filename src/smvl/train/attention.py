@@ -14,6 +14,7 @@ implementation into config.json (tested), so nothing we save needs this module t
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 
 import torch
@@ -48,9 +49,21 @@ def _varlen(module, query, key, value, cu, scaling, longest: int) -> torch.Tenso
     from torch.nn.attention.varlen import varlen_attn
 
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # [T, heads, dim]
-    out = varlen_attn(q, k, v, cu, cu, longest, longest, scale=scaling, window_size=(-1, 0),
-                      enable_gqa=k.shape[1] != q.shape[1])
-    return out[None]
+    params = inspect.signature(varlen_attn).parameters
+    options = {"scale": scaling}
+    # The API moved between torch releases: causal masking as `is_causal` (2.10-2.11) or as a window; GQA
+    # as `enable_gqa`, else key/value heads repeated up to the query heads (each serves a run of query heads).
+    if "window_size" in params:
+        options["window_size"] = (-1, 0)
+    else:
+        options["is_causal"] = True
+    if k.shape[1] != q.shape[1]:
+        if "enable_gqa" in params:
+            options["enable_gqa"] = True
+        else:
+            groups = q.shape[1] // k.shape[1]
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    return varlen_attn(q, k, v, cu, cu, longest, longest, **options)[None]
 
 
 def _varlen_usable(module, query, key, value, scaling) -> bool:
