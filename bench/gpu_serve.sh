@@ -6,22 +6,15 @@
 #   bash bench/gpu_serve.sh [--requests 64] [--json]
 #   DEVICE=cpu DTYPE=fp32 LAYERS=1 bash bench/gpu_serve.sh --concurrency 1,2 --requests 2   # smoke test
 #
-# Assets as in bench/gpu_train.sh ($ASSETS, ../shared/assets or .bench-assets). Needs torch, transformers >= 5,
+# Assets: $ASSETS, ../shared/assets or .bench-assets (bench/gpu_env.sh). Needs torch, transformers >= 5,
 # fastapi, uvicorn and openai.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ASSETS=${ASSETS:-}
-for candidate in ../shared/assets .bench-assets; do
-  if [ -z "$ASSETS" ] && [ -f "$candidate/qwen3-0.6b/config.json" ]; then ASSETS=$candidate; fi
-done
-[ -n "$ASSETS" ] || { echo "no assets: set ASSETS to a folder with qwen3-0.6b/ and smolvlm2-256m-video-instruct/" >&2; exit 2; }
-python3 -c "import num2words" 2>/dev/null || python3 -m pip install -q --no-index --find-links bench/wheels num2words
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+source bench/gpu_env.sh
 DEVICE=${DEVICE:-cuda} DTYPE=${DTYPE:-bf16}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 python3 -m smvl.bench.random_sources "$ASSETS" "$WORK/sources" ${LAYERS:+--layers "$LAYERS"} >/dev/null
 python3 -m smvl splice --vision "$WORK/sources/vision" --text "$WORK/sources/text" --out "$WORK/model" --dtype bf16 >/dev/null
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
 timeout 420 python3 -m smvl bench serve "$WORK/model" --device "$DEVICE" --dtype "$DTYPE" --max-batch 32 \
   --concurrency 1,8,32 --requests 64 --max-tokens 64 "$@"
