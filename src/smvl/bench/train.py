@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
+from smvl.bench.random_sources import ASSET_DIRS
 from smvl.errors import UserError
 
-ASSET_DIRS = {"vision": "smolvlm2-256m-video-instruct", "text": "qwen3-0.6b"}
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "4090": 165.0}  # dense bf16
 
 

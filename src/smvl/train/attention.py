@@ -13,6 +13,7 @@ implementation into config.json (tested), so nothing we save needs this module t
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import logging
@@ -45,11 +46,17 @@ def _per_segment(module, query, key, value, cu, dropout, scaling, **kwargs) -> t
     return torch.cat(outs, dim=1)  # [1, T, heads, dim]
 
 
+@functools.cache
+def _parameters(function) -> frozenset[str]:
+    """Read once, not in every layer of every step."""
+    return frozenset(inspect.signature(function).parameters)
+
+
 def _varlen(module, query, key, value, cu, scaling, longest: int) -> torch.Tensor:
     from torch.nn.attention.varlen import varlen_attn
 
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # [T, heads, dim]
-    params = inspect.signature(varlen_attn).parameters
+    params = _parameters(varlen_attn)
     options = {"scale": scaling}
     # The API moved between torch releases: causal masking as `is_causal` (2.10-2.11) or as a window; GQA
     # as `enable_gqa`, else key/value heads repeated up to the query heads (each serves a run of query heads).
