@@ -60,12 +60,8 @@ def demo_run(tmp_path_factory) -> Path:
     from smvl.train.run import load_config, train
 
     out = tmp_path_factory.mktemp("demo") / "run"
-    # Length-grouped, as packed batches were by default until they were not: this 150-step run then beats blank
-    # images on its 24 questions, while with mixed batches it tied (37.5% each). The full demo learns more with mixed
-    # batches (README).
-    cfg = load_config(None, ["--data.group_by_length", "true", "--steps", "150", "--batch_size", "8",
-                             "--log_every", "10", "--eval_every", "50",
-                             "--save_every", "50", "--data.synthetic_train", "600", "--data.synthetic_test", "24",
+    cfg = load_config(None, ["--steps", "300", "--log_every", "10", "--eval_every", "100", "--save_every", "100",
+                             "--data.synthetic_train", "2400", "--data.synthetic_test", "24",
                              "--sample_questions", "2", "--output_dir", str(out)])
     train(cfg)
     return out

@@ -218,3 +218,10 @@ def test_real_width_export_feeds_our_ids_and_answers_as_transformers(real_fake_s
             inputs = our_inputs(processor, ours, images)
             assert pair.fed_ids(theirs, images, model.config.image_token_id) == inputs["input_ids"][0].tolist(), size
         assert pair.greedy(theirs, images, 8, stop=False) == transformers_greedy(model, inputs, 8)
+
+
+def test_a_model_that_does_not_split_images_tells_llama_cpp_to_scale_them_to_one_tile(tmp_path):
+    assert main(["splice", "--preset", "tiny", "--out", str(tmp_path / "demo")]) == 0
+    files = export(tmp_path / "demo", tmp_path / "gguf", "f32")
+    fields = gguf.GGUFReader(files.mmproj).fields
+    assert fields["clip.vision.image_size"].contents() == fields["clip.vision.preproc_image_size"].contents() == 64

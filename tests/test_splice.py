@@ -125,3 +125,14 @@ def test_bad_sources_fail_early_with_one_sentence(case, tiny_sources, tmp_path):
 def test_cli_splice_reports_errors_without_traceback(tmp_path, capsys):
     assert main(["splice", "--vision", str(tmp_path / "x"), "--text", str(tmp_path / "y"), "--out", str(tmp_path / "o")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_the_tiny_preset_splices_the_demo_layout_one_tile_of_four_tokens(tmp_path, capsys):
+    from transformers import AutoConfig, AutoProcessor
+
+    assert main(["splice", "--preset", "tiny", "--out", str(tmp_path / "demo")]) == 0
+    processor = AutoProcessor.from_pretrained(tmp_path / "demo")
+    assert AutoConfig.from_pretrained(tmp_path / "demo").scale_factor == 4 and processor.image_seq_len == 4
+    assert processor.image_processor.do_image_splitting is False
+    assert main(["splice", "--preset", "tiny", "--scale-factor", "2", "--out", str(tmp_path / "s2")]) == 0
+    assert AutoProcessor.from_pretrained(tmp_path / "s2").image_seq_len == 16  # an explicit factor still wins

@@ -176,3 +176,34 @@ def test_majority_baseline_counts_the_top_answer_per_question_type_and_describe_
     assert majority_baseline(kinds, answers, str.strip) == (2 + 2) / 8
     text = describe()
     assert all(a in text for classes in ANSWER_CLASSES.values() for a in classes) and SHAPES[0] in text
+
+
+def test_scene_descriptions_list_every_object_top_row_first_and_leave_the_questions_unchanged():
+    from smvl.data.synthetic import CORNERS
+
+    plain = [generate("train", 0, i)[0] for i in range(200)]
+    mixed = [generate("train", 0, i, scene_fraction=0.5) for i in range(200)]
+    scenes = [(s, objects) for s, objects in mixed if question_types(s) == ["scene"]]
+    assert 70 <= len(scenes) <= 130
+    for (s, objects), before in zip(mixed, plain):
+        assert pixels(s).tobytes() == pixels(before).tobytes()
+        if question_types(s) != ["scene"]:
+            assert s.messages == before.messages  # the question samples are the ones a fraction of 0 gives
+    for s, objects in scenes:
+        (_, described), = turns(s)
+        parts = described.split("，")
+        assert len(parts) == len(objects)
+        cells = [next(cell for cell, name in CORNERS.items() if part.startswith(name)) for part in parts]
+        assert cells == sorted(cells, key=lambda cell: (cell[1], cell[0]))  # top row first, then left to right
+        by_cell = {(o["col"], o["row"]): o for o in objects}
+        assert parts == [CORNERS[c] + by_cell[c]["colour"] + by_cell[c]["shape"] for c in cells]
+
+
+def test_held_out_samples_never_describe_scenes_and_training_ones_do_when_asked():
+    from smvl.data.sources import open_source
+
+    def kinds(split, fraction):
+        return Counter(question_types(s)[0] for s in open_source("synthetic", split=split, max_samples=60,
+                                                                  synthetic_scenes=fraction))
+    assert kinds("train", 0.0)["scene"] == 0 and kinds("test", 1.0)["scene"] == 0
+    assert kinds("train", 1.0) == {"scene": 60}

@@ -44,7 +44,7 @@ def test_demo_run_learns_and_publishes_a_stock_model(demo_run):
     assert {"accuracy_with_images", "accuracy_blank_images", "majority_baseline", "n"} <= set(results)
     assert results["n"] == 24
     saved = yaml.safe_load((demo_run / "config.yaml").read_text())
-    assert saved["recipe"] == "full" and saved["steps"] == 150
+    assert saved["recipe"] == "full" and saved["steps"] == 300
     assert all(checkpoints.is_complete(p) for _, p in checkpoints.checkpoints(demo_run / "stage-1-full"))
 
 
@@ -191,15 +191,18 @@ def test_shipped_configs_load_and_demo_yaml_is_the_default():
 def test_the_demo_defaults_are_the_ones_the_readme_measured():
     """README's "What the demo shows" (time, accuracies) was measured with these values: changing one means
     measuring the demo again and updating those figures."""
+    from smvl.splice.presets import get_preset
     from smvl.train.config import TrainConfig
 
     cfg = TrainConfig()
     d = cfg.data
-    assert (cfg.model.preset, d.train, d.synthetic_train, d.synthetic_test, d.image_splitting, d.packing) == (
-        "tiny", "synthetic", 3000, 200, None, True)
+    assert (cfg.model.preset, cfg.model.scale_factor, d.train, d.synthetic_train, d.synthetic_test,
+            d.synthetic_scenes, d.image_splitting, d.packing) == ("tiny", None, "synthetic", 12000, 200, 0.5, None, True)
     assert (cfg.recipe, cfg.lr, cfg.steps, cfg.batch_size, cfg.grad_accum, cfg.warmup_ratio, cfg.lr_scheduler) == (
-        "full", 2e-3, 2500, 16, 1, 0.1, "cosine")
-    assert (cfg.lr, cfg.final_eval_samples) == (2e-3, 200)
+        "full", 3e-3, 1500, 16, 1, 0.1, "cosine")
+    assert cfg.final_eval_samples == 200
+    tiny = get_preset("tiny")
+    assert tiny.layout(tiny.vision, tiny.text) == (4, False)  # the demo's one tile of 4 tokens
 
 
 def test_every_speed_switch_off_still_trains(tmp_path):

@@ -28,7 +28,7 @@ def processor_for(args) -> tuple[object, str]:
         preset = get_preset(name)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    processor, what = pair_processor(preset.vision, preset.text, preset.scale_factor)
+    processor, what = pair_processor(preset.vision, preset.text, preset.scale_factor, preset.image_splitting)
     return processor, f"processor of preset {name}: {what}"
 
 

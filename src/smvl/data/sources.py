@@ -87,9 +87,10 @@ def _capped(samples: Iterator[Sample], cap: int | None) -> Iterator[Sample]:
 def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, seed: int = 0,
                 max_samples: int | None = None, subsets: str = "all", weights: str | None = None,
                 holdout: float = 64, streaming: bool = True, shard: tuple[int, int] = (0, 1),
-                lazy: bool = False) -> Iterator[Sample]:
+                lazy: bool = False, synthetic_scenes: float = 0.0) -> Iterator[Sample]:
     """Samples of `spec` for `split` ("train" or "test"); bad ones are skipped and counted in `skips`. With `lazy`,
     images may stay undecoded ImageRefs: pass the samples through `smvl.data.lazy.decoded` before use.
+    `synthetic_scenes`: the share of the synthetic set's *training* samples that describe the whole scene.
 
     `shard=(k, n)` yields every n-th record from the k-th, choosing before any image is decoded, so processes and
     DataLoader workers each decode only their own share; `max_samples` is then shared out between the shards.
@@ -100,14 +101,16 @@ def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, s
         from smvl.data.synthetic import make_sample
 
         n = max_samples or 1000
-        return _validated((make_sample(split, seed, i) for i in range(shard[0], n, shard[1])), skips)
+        scenes = synthetic_scenes if split == "train" else 0.0
+        return _validated((make_sample(split, seed, i, scene_fraction=scenes) for i in range(shard[0], n, shard[1])),
+                          skips)
     if spec == "synthetic-video":
         from smvl.data.synthetic_video import generate
 
         n = max_samples or 1000
         return _validated((generate(split, seed, i) for i in range(shard[0], n, shard[1])), skips)
     options = dict(split=split, skips=skips, seed=seed, subsets=subsets, weights=weights, holdout=holdout,
-                   streaming=streaming, shard=shard, lazy=lazy)
+                   streaming=streaming, shard=shard, lazy=lazy, synthetic_scenes=synthetic_scenes)
     if MIX_SEPARATOR in spec:
         from smvl.data.mixing import weighted_interleave
 

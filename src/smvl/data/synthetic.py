@@ -24,8 +24,14 @@ samples (`multi_turn_fraction`, default 20%) asks 2-3 questions about one object
 part only in the first user turn, follow-ups may say 它); types are chosen so that no earlier turn gives the
 answer away. `Sample.source` is `synthetic:<type>,<type>...`, one type per turn.
 
-**Deterministic**: sample i depends only on (split, seed, i, image_size, multi_turn_fraction); each split has its
-own random stream, so train and test share no samples.
+**Scene descriptions** (`scene_fraction`, default 0; the demo trains with half): a sample may instead ask for the
+whole scene and get every object, top row first, as corner + colour + shape (描述图中的物体。 -> 左上红色圆形，右下蓝色
+三角形), `Sample.source` `synthetic:scene`. Every answer token is about the image, so the tower and the LLM learn what
+each object looks like and where it is long before the questions alone would teach it (a curriculum, as captions
+are for the real pair); the held-out questions never include them.
+
+**Deterministic**: sample i depends only on (split, seed, i, image_size, multi_turn_fraction, scene_fraction); each
+split has its own random stream, so train and test share no samples.
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ PHRASINGS = {
 }
 # How a position question names its object; each is unique since shapes and colours are distinct in a scene.
 NAMES = ["{colour}的{shape}", "{colour}的物体", "{shape}"]
+SCENE_QUESTIONS = ["描述图中的物体。", "图里有哪些物体？请说出位置、颜色和形状。"]
+CORNERS = {(0, 0): "左上", (1, 0): "右上", (0, 1): "左下", (1, 1): "右下"}  # (col, row)
 FOLLOW_UPS = {"horizontal": "那它在左边还是右边？", "vertical": "那它在上边还是下边？"}
 SPLITS = ("train", "test", "validation")
 CELLS = [(col, row) for row in (0, 1) for col in (0, 1)]
@@ -133,6 +141,12 @@ def answer(kind: str, obj: dict, objects: list[dict]) -> str:
     }[kind]
 
 
+def scene_answer(objects: list[dict]) -> str:
+    """Every object of a scene, top row first and left to right: corner, colour, shape (左上红色圆形，右下蓝色三角形)."""
+    ordered = sorted(objects, key=lambda o: (o["row"], o["col"]))
+    return "，".join(CORNERS[o["col"], o["row"]] + o["colour"] + o["shape"] for o in ordered)
+
+
 def _ask(rng: random.Random, kind: str, obj: dict, named_before: bool) -> str:
     if kind in POSITIONAL and named_before and rng.random() < 0.5:
         return FOLLOW_UPS[kind]
@@ -141,13 +155,18 @@ def _ask(rng: random.Random, kind: str, obj: dict, named_before: bool) -> str:
 
 
 def generate(split: str, seed: int, index: int, image_size: int = 96,
-             multi_turn_fraction: float = 0.2) -> tuple[Sample, list[dict]]:
+             multi_turn_fraction: float = 0.2, scene_fraction: float = 0.0) -> tuple[Sample, list[dict]]:
     """Sample `index` of a split and the objects of its scene (for tests and debugging)."""
     if split not in SPLITS:
         raise ValueError(f"synthetic split {split!r}; choose one of {', '.join(SPLITS)}")
     # a string seed is hashed (sha512), so streams of different splits, seeds and indices never collide
     rng = random.Random(f"smvl-synthetic/{split}/{seed}/{index}")
     image, objects = scene(rng, image_size)
+    # drawn from a stream of its own, so the question samples are the same whatever the fraction
+    if scene_fraction and random.Random(f"smvl-synthetic-scene/{split}/{seed}/{index}").random() < scene_fraction:
+        question = [{"type": "image"}, {"type": "text", "text": rng.choice(SCENE_QUESTIONS)}]
+        messages = [{"role": "user", "content": question}, {"role": "assistant", "content": scene_answer(objects)}]
+        return Sample(messages, [image], id=f"synthetic-{split}-{index:06d}", source="synthetic:scene"), objects
     kinds = _plan(rng, rng.random() < multi_turn_fraction)
     obj = rng.choice(objects)
     messages = []
@@ -160,8 +179,9 @@ def generate(split: str, seed: int, index: int, image_size: int = 96,
     return sample, objects
 
 
-def make_sample(split: str, seed: int, index: int, image_size: int = 96, multi_turn_fraction: float = 0.2) -> Sample:
-    return generate(split, seed, index, image_size, multi_turn_fraction)[0]
+def make_sample(split: str, seed: int, index: int, image_size: int = 96, multi_turn_fraction: float = 0.2,
+                scene_fraction: float = 0.0) -> Sample:
+    return generate(split, seed, index, image_size, multi_turn_fraction, scene_fraction)[0]
 
 
 def synthetic_samples(split: str = "train", n: int = 1000, seed: int = 0, image_size: int = 96,

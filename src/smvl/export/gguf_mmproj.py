@@ -42,7 +42,10 @@ def write_mmproj_gguf(path: Path, config, tensors, image_processor, quant: str, 
     writer.add_vision_use_gelu(True)
     writer.add_vision_image_mean(list(image_processor.image_mean))
     writer.add_vision_image_std(list(image_processor.image_std))
-    writer.add_vision_preproc_image_size(image_processor.size["longest_edge"])
+    # llama.cpp scales every image to this longest edge before it cuts tiles: one tile where the processor does not split
+    splits = getattr(image_processor, "do_image_splitting", True)
+    edge = image_processor.size if splits else image_processor.max_image_size
+    writer.add_vision_preproc_image_size(edge["longest_edge"])
 
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.MMPROJ, vision.num_hidden_layers)
     for hf_name, data in tensors:

@@ -16,8 +16,9 @@ def cmd_splice(args) -> int:
     text = args.text or (preset and preset.text)
     if not vision or not text:
         raise UserError("give --vision and --text sources, or --preset NAME")
-    out = splice(vision, text, args.out, scale_factor=args.scale_factor, dtype=args.dtype,
-                 add_tokens=args.add_tokens, seed=args.seed)
+    scale, splitting = preset.layout(vision, text) if preset else (None, None)
+    out = splice(vision, text, args.out, scale_factor=args.scale_factor or scale, dtype=args.dtype,
+                 add_tokens=args.add_tokens, seed=args.seed, image_splitting=splitting)
     print(f"spliced {vision} + {text} -> {out}")
     return 0
 

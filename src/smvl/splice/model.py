@@ -129,6 +129,7 @@ def splice(
     dtype: str = "fp32",
     add_tokens: bool = False,
     seed: int = 0,
+    image_splitting: bool | None = None,
 ) -> Path:
     """Build the spliced checkpoint in a temporary sibling folder, then rename it to `out`."""
     out = Path(out)
@@ -139,6 +140,8 @@ def splice(
     vision_dir, text_dir, vlm_config, llm_config = load_sources(vision, text)
     scale = scale_factor or vlm_config.scale_factor
     processor = build_processor(vision_dir, text_dir, vlm_config.vision_config, scale, add_tokens)
+    if image_splitting is not None:
+        processor.image_processor.do_image_splitting = image_splitting
     config = spliced_config(vlm_config, llm_config, processor.tokenizer, scale, dtype)
 
     with folders.building(out) as tmp:

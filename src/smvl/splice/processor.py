@@ -113,7 +113,8 @@ def _with_markers(tokenizer, markers: dict[str, str]):
         )
 
 
-def pair_processor(vision: str, text: str, scale_factor: int | None = None) -> tuple[SmolVLMProcessor, str]:
+def pair_processor(vision: str, text: str, scale_factor: int | None = None,
+                   image_splitting: bool | None = None) -> tuple[SmolVLMProcessor, str]:
     """The processor a splice of `vision` + `text` gets, from the sources' small files only (no weights; hub
     sources are fetched once and the result cached), and a line saying what it tiles and how many tokens a tile
     costs."""
@@ -123,7 +124,7 @@ def pair_processor(vision: str, text: str, scale_factor: int | None = None) -> t
 
     from smvl.splice.presets import cache_dir
 
-    key = hashlib.sha256(f"{vision}|{text}|{scale_factor}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{vision}|{text}|{scale_factor}|{image_splitting}".encode()).hexdigest()[:16]
     cached = cache_dir() / "processors" / key
     if (cached / "processor_config.json").is_file():
         processor = AutoProcessor.from_pretrained(cached)
@@ -133,6 +134,8 @@ def pair_processor(vision: str, text: str, scale_factor: int | None = None) -> t
         # Markers added where the LLM has none: token counts are what matter here, and they are the same.
         processor = build_processor(vision_dir, text_dir, vlm.vision_config, scale_factor or vlm.scale_factor,
                                     add_tokens=True)
+        if image_splitting is not None:
+            processor.image_processor.do_image_splitting = image_splitting
         processor.save_pretrained(cached)
     return processor, describe(processor)
 

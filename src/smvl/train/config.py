@@ -36,8 +36,11 @@ class DataConfig:
     text_only_ratio: float = 0.0
     streaming: bool = True  # hub datasets: stream rather than download whole subsets
     shuffle_buffer: int = 1000  # samples held for shuffling streamed sources
-    synthetic_train: int = 3000
+    synthetic_train: int = 12000
     synthetic_test: int = 200
+    # share of the synthetic training samples that ask for the whole scene (every object's corner, colour, shape):
+    # dense supervision that teaches the random demo models what objects look like (a curriculum; eval has none)
+    synthetic_scenes: float = 0.5
     max_length: int = 1024  # tokens per sample; turns then answer text are cut to fit, never an image block
     labels: str = "assistant"  # assistant | all
     padding: str = "longest"  # longest | max_length
@@ -90,8 +93,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     # One stage from these fields, or several from `stages` (each from the previous stage's weights).
     recipe: str = "full"  # connector | vision+connector | full | lora
-    lr: float | LearningRates = 2e-3  # one number, or one per component (lr.connector, lr.vision, lr.text)
-    steps: int = 2500  # optimizer steps
+    lr: float | LearningRates = 3e-3  # one number, or one per component (lr.connector, lr.vision, lr.text)
+    steps: int = 1500  # optimizer steps
     stages: list[StageConfig] = field(default_factory=list)  # YAML list of {recipe, lr, steps, lora_r, lora_alpha,
     # lora_dropout, train}; on the command line as YAML too: --stages '[{recipe: connector, steps: 100}, ...]'
     batch_size: int = 16  # per device

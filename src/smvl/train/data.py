@@ -36,7 +36,7 @@ def _open(cfg: TrainConfig, spec: str, split: str, skips: SkipLog, shard: tuple[
     return open_source(
         spec, split=split, skips=skips, seed=cfg.seed if seed is None else seed, subsets=d.subsets,
         weights=d.weights, holdout=holdout, max_samples=d.max_samples if spec not in SYNTHETIC else n,
-        streaming=d.streaming, shard=shard, lazy=lazy,
+        streaming=d.streaming, shard=shard, lazy=lazy, synthetic_scenes=d.synthetic_scenes,
     )
 
 

@@ -86,6 +86,8 @@ def validate_data(cfg: TrainConfig) -> None:
 
     d = cfg.data
     collate_options(cfg)  # label, padding and image policies
+    if not 0 <= d.synthetic_scenes <= 1:
+        raise UserError(f"data.synthetic_scenes={d.synthetic_scenes} must be in [0, 1]")
     if not 0 <= d.text_only_ratio < 1:
         raise UserError(f"data.text_only_ratio={d.text_only_ratio} must be in [0, 1)")
     if d.text_only_ratio > 0 and not d.text_only:
@@ -125,7 +127,8 @@ def model_source(cfg: TrainConfig, out: Path, log) -> Path:
         raise UserError("set model.preset, model.vision + model.text, or model.path")
     if is_main():
         log(f"splicing {vision} + {text} -> {spliced}")
-        splice(vision, text, spliced, scale_factor=cfg.model.scale_factor)
+        scale, splitting = preset.layout(vision, text) if preset else (None, None)
+        splice(vision, text, spliced, scale_factor=cfg.model.scale_factor or scale, image_splitting=splitting)
     else:
         wait_for(spliced / PROVENANCE)
     return spliced
