@@ -127,7 +127,7 @@ def test_cli_splice_reports_errors_without_traceback(tmp_path, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-def test_the_tiny_preset_splices_the_demo_layout_one_tile_of_four_tokens(tmp_path, capsys):
+def test_the_tiny_preset_splices_the_demo_layout_one_tile_of_four_tokens(tmp_path):
     from transformers import AutoConfig, AutoProcessor
 
     assert main(["splice", "--preset", "tiny", "--out", str(tmp_path / "demo")]) == 0
