@@ -139,9 +139,7 @@ def splice(
         raise SourceError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     vision_dir, text_dir, vlm_config, llm_config = load_sources(vision, text)
     scale = scale_factor or vlm_config.scale_factor
-    processor = build_processor(vision_dir, text_dir, vlm_config.vision_config, scale, add_tokens)
-    if image_splitting is not None:
-        processor.image_processor.do_image_splitting = image_splitting
+    processor = build_processor(vision_dir, text_dir, vlm_config.vision_config, scale, add_tokens, image_splitting)
     config = spliced_config(vlm_config, llm_config, processor.tokenizer, scale, dtype)
 
     with folders.building(out) as tmp:

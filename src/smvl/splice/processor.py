@@ -56,8 +56,10 @@ def choose_markers(tokenizer, add_tokens: bool) -> dict[str, str]:
     return chosen
 
 
-def build_processor(vision_dir: Path, text_dir: Path, vision_config, scale_factor: int, add_tokens: bool = False):
-    """Assemble the SmolVLM processor for a splice of `vision_dir` onto `text_dir`."""
+def build_processor(vision_dir: Path, text_dir: Path, vision_config, scale_factor: int, add_tokens: bool = False,
+                    image_splitting: bool | None = None):
+    """Assemble the SmolVLM processor for a splice of `vision_dir` onto `text_dir`; `image_splitting` None keeps the
+    vision source's own setting."""
     tokenizer = AutoTokenizer.from_pretrained(text_dir)
     if not tokenizer.chat_template:
         raise SourceError(f"the LLM at {text_dir} has no chat template; smvl extends the LLM's own template")
@@ -74,6 +76,8 @@ def build_processor(vision_dir: Path, text_dir: Path, vision_config, scale_facto
     tokenizer.chat_template = template
 
     image_processor = AutoImageProcessor.from_pretrained(vision_dir)
+    if image_splitting is not None:
+        image_processor.do_image_splitting = image_splitting
     tile = image_processor.max_image_size["longest_edge"]
     if tile != vision_config.image_size:
         raise SourceError(
@@ -133,9 +137,7 @@ def pair_processor(vision: str, text: str, scale_factor: int | None = None,
         vlm = AutoConfig.from_pretrained(vision_dir)
         # Markers added where the LLM has none: token counts are what matter here, and they are the same.
         processor = build_processor(vision_dir, text_dir, vlm.vision_config, scale_factor or vlm.scale_factor,
-                                    add_tokens=True)
-        if image_splitting is not None:
-            processor.image_processor.do_image_splitting = image_splitting
+                                    add_tokens=True, image_splitting=image_splitting)
         processor.save_pretrained(cached)
     return processor, describe(processor)
 
