@@ -90,6 +90,43 @@ def test_translates_every_turn_keeps_what_the_image_says_and_the_output_trains(c
     assert "samples read: 20" in shown and "image reference" not in shown and "missing image" not in shown
 
 
+def test_translated_jsonl_still_reads_after_moving_it_with_the_cauldron_to_another_place(cauldron, tmp_path,
+                                                                                        capsys):
+    """Its parquet references are relative to the JSONL's folder, so a tree holding both (copied to another machine,
+    or moved) still reads; absolute paths pointed back at where the tree was."""
+    import shutil
+
+    from smvl.data.cauldron import row_to_sample
+    from smvl.data.lazy import decoded
+    from smvl.data.skips import SkipLog
+    from smvl.data.sources import open_source
+
+    before = tmp_path / "before"
+    shutil.copytree(cauldron, before / "the_cauldron")
+    with running(translator_app()) as url:
+        report = run_json(translate(before / "the_cauldron", before / "zh" / "zh.jsonl", url, "--limit", "40"),
+                          capsys)
+    assert report["written"] == 40
+    after = tmp_path / "elsewhere" / "after"
+    after.parent.mkdir()
+    before.rename(after)
+
+    out = after / "zh" / "zh.jsonl"
+    skips = SkipLog(max_fraction=1.0)
+    samples = {s.id: s for s in decoded(open_source(str(out), holdout=0, skips=skips, lazy=True), skips)}
+    assert "missing image file" not in skips.by_reason
+    assert len(samples) + skips.skipped == 40 and set(skips.by_reason) <= {"corrupt image"}
+    refs = {ref["parquet"] for r in records(out).values() for ref in r["images"]}
+    assert refs and all(not Path(p).is_absolute() and p.startswith("../the_cauldron/") for p in refs)
+    import pyarrow.parquet as pq
+
+    some = next(s for s in samples.values() if s.images)
+    subset, row = some.id.rsplit(":", 1)
+    rows = pq.read_table(next((after / "the_cauldron" / subset).glob("*.parquet"))).to_pylist()
+    source = row_to_sample(rows[int(row)], some.id, subset)
+    assert [im.tobytes() for im in some.images] == [im.tobytes() for im in source.images]
+
+
 def test_misbehaving_server_is_retried_rejected_by_reason_and_never_paid_twice(cauldron, tmp_path, capsys):
     script = {"Which label marks the sun": ["429", "500", "timeout"],  # retried, then fine
               "What colour is the largest circle": ["english"],  # 40 cocoqa rows

@@ -136,7 +136,7 @@ class Run:
         subset, index = sample.id.rsplit(":", 1)
         self.output.write({
             "id": sample.id, "subset": subset,
-            "images": self.folder.image_refs(subset, int(index), len(sample.images)),
+            "images": self.folder.image_refs(subset, int(index), len(sample.images), self.output.path.parent),
             "messages": with_translations(sample, {i: tr for (i, _), (tr, _) in zip(units, results)})})
         self.report.written += 1
         self.report.kept += mode == "keep"

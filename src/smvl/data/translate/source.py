@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,10 +42,18 @@ class CauldronFolder:
     def size(self) -> int:
         return sum(self._layout(s)[1][-1] for s in self.subsets)
 
-    def image_refs(self, subset: str, index: int, count: int) -> list[dict]:
+    def image_refs(self, subset: str, index: int, count: int, relative_to: Path | None = None) -> list[dict]:
+        """References to the row's images; with `relative_to` (the folder the JSONL is written in) their paths are
+        relative to it, as the JSONL reader resolves them, so the JSONL and the_cauldron can be moved or copied
+        together to another place or machine."""
         files, starts = self._layout(subset)
         k = bisect.bisect_right(starts, index) - 1
         path = str(files[k].resolve())
+        if relative_to is not None:
+            try:
+                path = os.path.relpath(path, Path(relative_to).resolve())
+            except ValueError:  # Windows, another drive: no relative path exists, so the absolute one it is
+                pass
         return [{"parquet": path, "row": index - starts[k], "index": i} for i in range(count)]
 
     def samples(self, limit: int | None, skips: SkipLog) -> Iterator[Sample]:
