@@ -50,3 +50,25 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path):
     b = load_file(tmp_path / "accum" / "final" / "model.safetensors")
     for k in a:
         assert torch.allclose(a[k], b[k], atol=2e-5, rtol=1e-4), (k, (a[k] - b[k]).abs().max())
+
+
+def test_training_tears_the_process_group_down_so_no_rank_exits_with_it_alive(tmp_path, monkeypatch):
+    """A rank leaving with the gloo group alive could abort in its C++ threads at exit (seen as a flaky torchrun
+    failure after the model was saved); train() must destroy the group on every rank before returning."""
+    import torch.distributed as dist
+    from accelerate.state import AcceleratorState
+
+    from smvl.train.run import load_config, train
+
+    for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29531", "RANK": "0", "LOCAL_RANK": "0",
+                       "WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # accelerate sets it for a CPU group; restored afterwards
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        train(load_config(None, [*COMMON, "--batch_size", "4", "--output_dir", str(tmp_path / "run")]))
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        AcceleratorState._reset_state(reset_partial_state=True)  # later in-process runs start single-process

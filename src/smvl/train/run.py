@@ -203,6 +203,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
             run_stage(cfg, stage, current, stage_dir, processor, stage_streams, log)
         current = stage_dir / "final"
     log(all_ranks_skips(skips).table())
+    leave_process_group()
     if not is_main():
         return out / "final"
     final = publish(current, out)
@@ -215,6 +216,17 @@ def train(cfg: TrainConfig, log=print) -> Path:
         (out / "eval_results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
         tracking.log_samples(cfg.report_to, results["predictions"][: cfg.sample_questions], out, cfg.run_name)
     return final
+
+
+def leave_process_group() -> None:
+    """Every rank tears the gloo/NCCL group down together once training is over. A rank that exits with the group
+    alive while another still talks to it can abort in the group's C++ threads ("terminate called without an active
+    exception"), failing the whole torchrun although the model was saved; rank 0 publishes and evaluates alone."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _quiet(*args, **kwargs) -> None:
