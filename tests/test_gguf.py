@@ -9,6 +9,7 @@ by the resize filter.
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -225,3 +226,28 @@ def test_a_model_that_does_not_split_images_tells_llama_cpp_to_scale_them_to_one
     files = export(tmp_path / "demo", tmp_path / "gguf", "f32")
     fields = gguf.GGUFReader(files.mmproj).fields
     assert fields["clip.vision.image_size"].contents() == fields["clip.vision.preproc_image_size"].contents() == 64
+
+
+@needs_llama
+def test_llama_cpp_loads_the_text_model_without_amx_repacking(monkeypatch):
+    """llama.cpp's AMX repacking of quantised weights segfaulted our q8_0 pair on a Xeon with AMX (the whole test
+    run died); LlamaPair loads with `use_extra_bufts` off and leaves llama-cpp-python's defaults as they were."""
+    import llama_cpp
+    import llama_cpp.llama_cpp as bindings
+
+    from smvl.export.llama_run import LlamaPair
+
+    seen = []
+
+    class Loaded(Exception):
+        pass
+
+    def fake_llama(**kwargs):
+        seen.append(bindings.llama_model_default_params().use_extra_bufts)
+        raise Loaded
+
+    monkeypatch.setattr(llama_cpp, "Llama", fake_llama)
+    with pytest.raises(Loaded):
+        LlamaPair(Path("text.gguf"), Path("mmproj.gguf"))
+    assert seen == [False]
+    assert bindings.llama_model_default_params().use_extra_bufts  # the library's own default again

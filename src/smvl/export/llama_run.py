@@ -8,6 +8,7 @@ marker into the IDEFICS3 tile block itself (tools/mtmd/mtmd.cpp) and the image f
 from __future__ import annotations
 
 import ctypes
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,27 @@ class Chunk:
     image_tokens: int = 0
 
 
+@contextmanager
+def plain_cpu_buffers(bindings):
+    """Models loaded inside keep their weights in plain CPU buffers: no "extra" buffer types (llama.cpp's
+    `--no-repack`). On CPUs with AMX, llama.cpp otherwise repacks quantised weights into AMX buffers, and its AMX
+    matmul segfaults on some of them (ggml-org/llama.cpp#20824; a Xeon with AMX here crashed on our q8_0 pair,
+    taking the whole test run with it). llama-cpp-python's `Llama` has no argument for it, so its default model
+    parameters are wrapped while it loads."""
+    default = bindings.llama_model_default_params
+
+    def without_extra_buffers():
+        params = default()
+        params.use_extra_bufts = False
+        return params
+
+    bindings.llama_model_default_params = without_extra_buffers
+    try:
+        yield
+    finally:
+        bindings.llama_model_default_params = default
+
+
 class LlamaPair:
     """A text GGUF + an mmproj GGUF loaded in llama.cpp (CPU)."""
 
@@ -30,8 +52,9 @@ class LlamaPair:
         from llama_cpp import mtmd_cpp
 
         self.llama_cpp, self.mtmd = llama_cpp, mtmd_cpp
-        self.llm = llama_cpp.Llama(model_path=str(text_gguf), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
-                                   n_threads=threads, n_threads_batch=threads, n_gpu_layers=0, verbose=False)
+        with plain_cpu_buffers(llama_cpp.llama_cpp):  # the module `Llama` reads its defaults from
+            self.llm = llama_cpp.Llama(model_path=str(text_gguf), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
+                                       n_threads=threads, n_threads_batch=threads, n_gpu_layers=0, verbose=False)
         params = mtmd_cpp.mtmd_context_params_default()
         params.use_gpu = False
         params.print_timings = False
