@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-TINY_VERSION = "tiny-v4"
+TINY_VERSION = "tiny-v5"
 
 # Qwen2/3's special tokens in their original order; the first 14 are special, the rest plain added tokens.
 QWEN_SPECIAL = [
@@ -28,13 +28,21 @@ QWEN_ADDED = [
     "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>", "<think>", "</think>",
 ]
 
-# What the tiny tokenizer's merges are learnt from: the vocabulary of the synthetic set and the chat format.
-CORPUS = """图中的圆形正方形三角形星形菱形是什么颜色？红色绿色蓝色黄色紫色橙色黑色白色青色
-这个物体是什么形状？图里有几个物体？一个两个三个四个五个最左边最右边的在左边还是右边上边下边中间
-请看图回答问题。你好！我是一个视觉语言模型。这张图片里有什么？没有不是是的对不对可以
-system user assistant tool Hello! What is 2+2? The answer is 4. image picture shape colour color count left right
+# What the tiny tokenizer's merges are learnt from. Chinese as whole words, cut where Qwen3's own tokenizer cuts them
+# (红色 的 圆形 在 左边 还是 右边 ？): each word is learnt on its own, so no merge joins two words and a colour, shape or
+# position is one token, as in the real pair. Merges learnt from running Chinese text instead cut words into
+# fragments shared by several of them (红色 = ç º ¢ èī², 绿色 = ç »¿ ...), which the random LLM has to learn to
+# combine before it can even tell what a question asks.
+WORDS_ZH = """图 中的 里的 里 圆形 正 方形 三角 形 星 菱 是什么 颜色 红色 绿色 蓝色 黄色 紫色 橙 黑色 白色 青 色 这个 物体
+形状 图形 的东西 的 几个 一个 两个 三个 四个 五个 共有 中有 数 最 左边 右边 边上 边 中间 在 还是 位于 左
+右 上 下 那 它 描述 有哪些 说出 位置 和 请 请问 看 回答 问题 你好 我 是 是一个 视觉 语言 模型 这张 图片 有什么 没有 不是
+对 不对 可以 按 一 中 ， 。 ？ ！ 、"""
+ENGLISH = """system user assistant tool Hello! What is 2+2? The answer is 4. image picture shape colour color count left right
 You may call one or more functions to assist with the user query. function name arguments json object tools
 """
+# the chat template's role names, whole after <|im_start|> as in Qwen's vocabulary
+ROLES = ["system", "user", "assistant", "tool"]
+CORPUS = WORDS_ZH + "\n" + ENGLISH
 
 
 @dataclass(frozen=True)
@@ -108,12 +116,17 @@ def build_tiny_tokenizer():
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"), pre_tokenizers.ByteLevel(use_regex=False)]
+        [pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
+         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
     )
     trainer = trainers.BpeTrainer(
         vocab_size=900, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
     )
-    bpe.train_from_iterator([CORPUS] * 4, trainer)
+    words = WORDS_ZH.split()
+    characters = sorted({c for w in words for c in w})
+    # characters most often, so each is whole before any word merges; every text its own item, so no merge
+    # crosses from one word into the next
+    bpe.train_from_iterator(characters * 50 + words * 10 + ROLES * 10 + [ENGLISH] * 4, trainer)
     model = bpe.model
     vocab = bpe.get_vocab()
     import tempfile
