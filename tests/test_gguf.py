@@ -170,26 +170,67 @@ def test_q8_0_predicts_transformers_next_token_95_percent_of_the_time(tiny_ggufs
     assert agree / total >= 0.95, f"{agree}/{total}"
 
 
+@pytest.fixture(scope="module")
+def split_run(tmp_path_factory) -> Path:
+    """A short run of the demo recipe with its images cut into tiles plus an overview, the layout llama.cpp's SmolVLM
+    path always feeds (the demo's own, overview only, it cannot: see the test below)."""
+    from smvl.train.run import load_config, train
+
+    out = tmp_path_factory.mktemp("split") / "run"
+    train(load_config(None, ["--steps", "300", "--lr", "3e-3", "--data.image_splitting", "true",
+                             "--data.synthetic_train", "2400", "--data.synthetic_test", "24", "--final_eval", "false",
+                             "--output_dir", str(out)]))
+    return out / "final"
+
+
 @needs_llama
-def test_f16_answers_the_synthetic_questions_as_well_as_transformers(demo_run, tmp_path):
+def test_f16_answers_the_synthetic_questions_as_well_as_transformers(split_run, tmp_path):
     from smvl.eval.metrics import metric_for
     from smvl.export.llama_run import LlamaPair
     from smvl.infer.generate import generate_batch, load
 
-    model, processor = load(demo_run / "final", dtype="fp32", device="cpu")
+    model, processor = load(split_run, dtype="fp32", device="cpu")
+    assert processor.image_processor.do_image_splitting
     metric = metric_for("synthetic")
     items = synthetic_prompts(100)
     ours = generate_batch(model, processor, [m for (m, _, _), _ in items], [im[:u] for (_, _, u), im in items],
                           max_new_tokens=16)
-    files = export(demo_run / "final", tmp_path, "f16")
+    files = export(split_run, tmp_path, "f16")
+    assert not files.warnings
     with LlamaPair(files.text, files.mmproj) as pair:
         theirs = [processor.tokenizer.decode(pair.greedy(prompts(processor, m, pair)[1], im[:u], 16),
                                              skip_special_tokens=True).strip() for (m, _, u), im in items]
     refs = [ref for (_, ref, _), _ in items]
     ours_acc = 100 * sum(metric(p, r) for p, r in zip(ours, refs)) / len(refs)
     theirs_acc = 100 * sum(metric(p, r) for p, r in zip(theirs, refs)) / len(refs)
-    print(f"synthetic accuracy over {len(refs)}: transformers {ours_acc:.1f}, llama.cpp f16 {theirs_acc:.1f}")
+    same = sum(a == b for a, b in zip(ours, theirs))
+    print(f"synthetic accuracy over {len(refs)}: transformers {ours_acc:.1f}, llama.cpp f16 {theirs_acc:.1f}; "
+          f"{same} answers the same")
     assert abs(theirs_acc - ours_acc) <= 2, (ours_acc, theirs_acc)
+    assert same >= 90, same
+
+
+@needs_llama
+def test_llama_cpp_feeds_a_model_that_does_not_split_a_tile_and_the_overview_and_export_warns(tmp_path, capsys):
+    """A known difference, kept visible: llama.cpp's SmolVLM path always cuts tiles plus an overview, so the demo's
+    layout (the overview alone, 4 image tokens) gets 8 there; `smvl export gguf` says so."""
+    from transformers import AutoProcessor
+
+    from smvl.export.llama_run import LlamaPair
+    from smvl.infer.generate import prompt_text
+
+    assert main(["splice", "--preset", "tiny", "--out", str(tmp_path / "demo")]) == 0
+    assert main(["export", "gguf", str(tmp_path / "demo"), "--out", str(tmp_path / "gguf"), "--quant", "f32"]) == 0
+    assert "llama.cpp's SmolVLM path always feeds a tile grid plus an overview" in capsys.readouterr().err
+    processor = AutoProcessor.from_pretrained(tmp_path / "demo")
+    files = export(tmp_path / "demo", tmp_path / "gguf", "f32")
+    text = prompt_text(processor, conversation("图中的圆形是什么颜色？", True), thinking=False)
+    images = [scene((96, 96))]
+    ours = our_inputs(processor, text, images)["input_ids"][0].tolist()
+    with LlamaPair(files.text, files.mmproj) as pair:
+        fed = pair.fed_ids(text.replace(processor.tokenizer.image_token, pair.marker), images,
+                           processor.image_token_id)
+    assert ours.count(processor.image_token_id) == 4 and fed.count(processor.image_token_id) == 8
 
 
 @needs_llama

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -13,6 +14,8 @@ def cmd_export_gguf(args) -> int:
     for path in (files.text, files.mmproj):
         print(f"{path}  {path.stat().st_size / 2**20:.1f} MiB")
     print(f"run it: llama-mtmd-cli -m {files.text} --mmproj {files.mmproj} --image IMAGE -p PROMPT")
+    for warning in files.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

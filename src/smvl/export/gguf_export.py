@@ -19,6 +19,18 @@ from smvl.export.vocab import VocabError
 class Exported:
     text: Path
     mmproj: Path
+    warnings: tuple[str, ...] = ()
+
+
+def layout_warnings(model_dir: Path, image_processor) -> tuple[str, ...]:
+    """What llama.cpp will feed differently from our processor. Its SmolVLM path always cuts an image into tiles
+    plus an overview (tools/mtmd, mtmd_image_preprocessor_idefics3), so a model trained on the overview alone (the
+    demo's layout) sees the image twice there: a 1x1 tile and the overview."""
+    if getattr(image_processor, "do_image_splitting", True):
+        return ()
+    return (f"{model_dir} does not split images (do_image_splitting false), but llama.cpp's SmolVLM path always "
+            "feeds a tile grid plus an overview: there each image becomes one tile and the overview, twice the "
+            "image tokens this model was trained on, and its answers can differ from transformers'",)
 
 
 def checkpoint_tensors(folder: Path) -> Iterator[tuple[str, np.ndarray]]:
@@ -56,4 +68,4 @@ def export_gguf(model_dir: Path, out: Path, quant: str = "f16", name: str | None
         raise UserError(f"{model_dir}: {exc}") from exc
     write_mmproj_gguf(files.mmproj, config, checkpoint_tensors(model_dir), processor.image_processor,
                       mmproj_quant(quant), name)
-    return files
+    return Exported(files.text, files.mmproj, layout_warnings(model_dir, processor.image_processor))

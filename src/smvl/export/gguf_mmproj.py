@@ -42,7 +42,8 @@ def write_mmproj_gguf(path: Path, config, tensors, image_processor, quant: str, 
     writer.add_vision_use_gelu(True)
     writer.add_vision_image_mean(list(image_processor.image_mean))
     writer.add_vision_image_std(list(image_processor.image_std))
-    # llama.cpp scales every image to this longest edge before it cuts tiles: one tile where the processor does not split
+    # llama.cpp scales every image to this longest edge before it cuts tiles: where the processor does not split, one
+    # tile (llama.cpp still adds the overview: see gguf_export.layout_warnings)
     splits = getattr(image_processor, "do_image_splitting", True)
     edge = image_processor.size if splits else image_processor.max_image_size
     writer.add_vision_preproc_image_size(edge["longest_edge"])
