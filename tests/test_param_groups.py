@@ -9,7 +9,7 @@ from transformers import AutoModelForImageTextToText, TrainingArguments
 from smvl.splice.recipes import apply_recipe
 from smvl.train.guards import GuardCallback
 from smvl.train.config import StageConfig
-from smvl.train.param_groups import as_recorded, base_lr, component_lrs, group_lines, owners
+from smvl.train.param_groups import as_recorded, base_lr, component_lrs, group_lines, lr_of, owners
 from smvl.train.run import load_config
 from smvl.train.trainer import StreamTrainer
 
@@ -87,3 +87,26 @@ def test_a_non_positive_component_lr_is_refused_before_any_work(tmp_path, capsys
     assert main(["train", "--lr.text", "0", "--output_dir", str(tmp_path / "run")]) == 2
     assert "stage 1: lr.text must be positive (got 0.0)" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_default_rates_keep_the_parts_the_command_line_does_not_name():
+    default = load_config(None, []).lr
+    assert component_lrs(default) and default.vision > default.connector > default.text  # the demo's
+    one = load_config(None, ["--lr.vision", "5e-6"]).lr
+    assert (one.vision, one.connector, one.text) == (5e-6, default.connector, default.text)
+    assert load_config(None, ["--lr", "1e-4"]).lr == 1e-4
+    named_all = load_config(None, ["--lr", "1e-3", "--lr.vision", "4e-3"]).lr  # `all` names every other part
+    assert {part: lr_of(named_all, part) for part in ("connector", "text")} == {"connector": 1e-3, "text": 1e-3}
+
+
+def test_adam_beta2_reaches_the_optimizer(tiny_model, tmp_path):
+    from smvl.train.trainer import training_args
+
+    assert load_config(None, []).adam_beta2 == 0.95  # the demo's
+    cfg = load_config(None, ["--adam_beta2", "0.9", "--lr", "1e-3"])
+    args = training_args(cfg, cfg.resolved_stages()[0], tmp_path / "s")
+    assert args.adam_beta2 == 0.9
+    trainer, _ = trainer_for(tiny_model, tmp_path, {})
+    trainer.args = args
+    trainer.optimizer = None
+    assert {g["betas"][1] for g in trainer.create_optimizer().param_groups} == {0.9}

@@ -178,25 +178,35 @@ def test_majority_baseline_counts_the_top_answer_per_question_type_and_describe_
     assert all(a in text for classes in ANSWER_CLASSES.values() for a in classes) and SHAPES[0] in text
 
 
-def test_scene_descriptions_list_every_object_top_row_first_and_leave_the_questions_unchanged():
-    from smvl.data.synthetic import CORNERS
+def test_scene_descriptions_list_every_object_in_the_order_asked_and_leave_the_questions_unchanged():
+    from smvl.data.synthetic import CORNERS, SCENE_ORDERS
 
-    plain = [generate("train", 0, i)[0] for i in range(200)]
-    mixed = [generate("train", 0, i, scene_fraction=0.5) for i in range(200)]
+    plain = [generate("train", 0, i)[0] for i in range(300)]
+    mixed = [generate("train", 0, i, scene_fraction=0.5) for i in range(300)]
     scenes = [(s, objects) for s, objects in mixed if question_types(s) == ["scene"]]
-    assert 70 <= len(scenes) <= 130
+    assert 110 <= len(scenes) <= 190
     for (s, objects), before in zip(mixed, plain):
         assert pixels(s).tobytes() == pixels(before).tobytes()
         if question_types(s) != ["scene"]:
             assert s.messages == before.messages  # the question samples are the ones a fraction of 0 gives
+    orders = Counter()
     for s, objects in scenes:
-        (_, described), = turns(s)
+        (asked, described), = turns(s)
+        order, = [o for o, questions in SCENE_ORDERS.items() if asked in questions]
+        orders[order] += 1
         parts = described.split("，")
         assert len(parts) == len(objects)
-        cells = [next(cell for cell, name in CORNERS.items() if part.startswith(name)) for part in parts]
-        assert cells == sorted(cells, key=lambda cell: (cell[1], cell[0]))  # top row first, then left to right
-        by_cell = {(o["col"], o["row"]): o for o in objects}
-        assert parts == [CORNERS[c] + by_cell[c]["colour"] + by_cell[c]["shape"] for c in cells]
+        corner = {(o["col"], o["row"]): CORNERS[o["col"], o["row"]] for o in objects}
+        if order == "position":  # top row first, then left to right; corner, colour, shape
+            listed = sorted(objects, key=lambda o: (o["row"], o["col"]))
+            assert parts == [corner[o["col"], o["row"]] + o["colour"] + o["shape"] for o in listed]
+        elif order == "colour":  # 红 绿 蓝 黄 紫; colour, shape, corner
+            listed = sorted(objects, key=lambda o: list(COLOURS).index(o["colour"]))
+            assert parts == [o["colour"] + o["shape"] + corner[o["col"], o["row"]] for o in listed]
+        else:  # 圆形 正方形 三角形 菱形; shape, colour, corner
+            listed = sorted(objects, key=lambda o: SHAPES.index(o["shape"]))
+            assert parts == [o["shape"] + o["colour"] + corner[o["col"], o["row"]] for o in listed]
+    assert min(orders.values()) >= len(scenes) // 5 and len(orders) == 3
 
 
 def test_held_out_samples_never_describe_scenes_and_training_ones_do_when_asked():
@@ -207,3 +217,4 @@ def test_held_out_samples_never_describe_scenes_and_training_ones_do_when_asked(
                                                                   synthetic_scenes=fraction))
     assert kinds("train", 0.0)["scene"] == 0 and kinds("test", 1.0)["scene"] == 0
     assert kinds("train", 1.0) == {"scene": 60}
+

@@ -191,15 +191,18 @@ def test_shipped_configs_load_and_demo_yaml_is_the_default():
 def test_the_demo_defaults_are_the_ones_the_readme_measured():
     """README's "What the demo shows" (time, accuracies) was measured with these values: changing one means
     measuring the demo again and updating those figures."""
-    from smvl.splice.presets import get_preset
+    from smvl.splice.presets import TINY_VERSION, get_preset
     from smvl.train.config import TrainConfig
 
     cfg = TrainConfig()
     d = cfg.data
     assert (cfg.model.preset, cfg.model.scale_factor, d.train, d.synthetic_train, d.synthetic_test,
-            d.synthetic_scenes, d.image_splitting, d.packing) == ("tiny", None, "synthetic", 12000, 200, 0.5, None, True)
-    assert (cfg.recipe, cfg.lr, cfg.steps, cfg.batch_size, cfg.grad_accum, cfg.warmup_ratio, cfg.lr_scheduler) == (
-        "full", 3e-3, 1500, 16, 1, 0.1, "cosine")
+            d.synthetic_scenes, d.image_splitting, d.packing) == ("tiny", None, "synthetic", 24000, 200, 0.5, None, True)
+    lr = (cfg.lr.all, cfg.lr.connector, cfg.lr.vision, cfg.lr.text)
+    assert (cfg.recipe, lr, cfg.steps, cfg.batch_size, cfg.grad_accum, cfg.warmup_ratio, cfg.lr_scheduler) == (
+        "full", (None, 3e-3, 1e-2, 1e-3), 2400, 16, 1, 0.1, "cosine")
+    assert (cfg.adam_beta2, cfg.weight_decay, cfg.max_grad_norm, cfg.seed) == (0.95, 0.01, 1.0, 42)
+    assert TINY_VERSION == "tiny-v5"  # its tokenizer and weights
     assert cfg.final_eval_samples == 200
     tiny = get_preset("tiny")
     assert tiny.layout(tiny.vision, tiny.text) == (4, False)  # the demo's one tile of 4 tokens

@@ -44,6 +44,8 @@ def _show(value) -> str:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
+    if dataclasses.is_dataclass(value):  # a default with parts (the demo's lr), as YAML would write it
+        return "{" + ", ".join(f"{k}: {v:g}" for k, v in vars(value).items() if v is not None) + "}"
     return repr(value) if value == "" else str(value)
 
 

@@ -25,10 +25,13 @@ part only in the first user turn, follow-ups may say 它); types are chosen so t
 answer away. `Sample.source` is `synthetic:<type>,<type>...`, one type per turn.
 
 **Scene descriptions** (`scene_fraction`, default 0; the demo trains with half): a sample may instead ask for the
-whole scene and get every object, top row first, as corner + colour + shape (描述图中的物体。 -> 左上红色圆形，右下蓝色
-三角形), `Sample.source` `synthetic:scene`. Every answer token is about the image, so the tower and the LLM learn what
-each object looks like and where it is long before the questions alone would teach it (a curriculum, as captions
-are for the real pair); the held-out questions never include them.
+whole scene and get every object, `Sample.source` `synthetic:scene`, a third each listed by position (描述图中的物体。
+-> 左上红色圆形，右下蓝色三角形: top row first, corner + colour + shape), by colour (按颜色说出图中的物体和位置。 ->
+红色圆形左上，...: 红 绿 蓝 黄 紫, colour + shape + corner) or by shape (按形状说出图中的物体和位置。 -> 圆形红色左上，...).
+Every answer token is about the image, so the tower and the LLM learn what each object looks like and where it is
+long before the questions alone would teach it (a curriculum, as captions are for the real pair); listed by colour
+or shape, each object's other attributes must be found from the one just named, as a question finds its object.
+The held-out questions never include them.
 
 **Deterministic**: sample i depends only on (split, seed, i, image_size, multi_turn_fraction, scene_fraction); each
 split has its own random stream, so train and test share no samples.
@@ -68,6 +71,10 @@ PHRASINGS = {
 # How a position question names its object; each is unique since shapes and colours are distinct in a scene.
 NAMES = ["{colour}的{shape}", "{colour}的物体", "{shape}"]
 SCENE_QUESTIONS = ["描述图中的物体。", "图里有哪些物体？请说出位置、颜色和形状。"]
+# Descriptions listed by colour or by shape: each object's other attributes then have to be found from the one
+# named, as the questions find their object (a colour question names the shape, a shape question the colour).
+SCENE_ORDERS = {"position": SCENE_QUESTIONS, "colour": ["按颜色说出图中的物体和位置。"],
+                "shape": ["按形状说出图中的物体和位置。"]}
 CORNERS = {(0, 0): "左上", (1, 0): "右上", (0, 1): "左下", (1, 1): "右下"}  # (col, row)
 FOLLOW_UPS = {"horizontal": "那它在左边还是右边？", "vertical": "那它在上边还是下边？"}
 SPLITS = ("train", "test", "validation")
@@ -141,10 +148,17 @@ def answer(kind: str, obj: dict, objects: list[dict]) -> str:
     }[kind]
 
 
-def scene_answer(objects: list[dict]) -> str:
-    """Every object of a scene, top row first and left to right: corner, colour, shape (左上红色圆形，右下蓝色三角形)."""
-    ordered = sorted(objects, key=lambda o: (o["row"], o["col"]))
-    return "，".join(CORNERS[o["col"], o["row"]] + o["colour"] + o["shape"] for o in ordered)
+def scene_answer(objects: list[dict], order: str = "position") -> str:
+    """Every object of a scene. By position: top row first and left to right, corner + colour + shape (左上红色圆形，
+    右下蓝色三角形); by colour (红 绿 蓝 黄 紫): colour + shape + corner (红色圆形左上); by shape: shape + colour + corner."""
+    if order == "position":
+        ordered = sorted(objects, key=lambda o: (o["row"], o["col"]))
+        return "，".join(CORNERS[o["col"], o["row"]] + o["colour"] + o["shape"] for o in ordered)
+    if order == "colour":
+        ordered = sorted(objects, key=lambda o: list(COLOURS).index(o["colour"]))
+        return "，".join(o["colour"] + o["shape"] + CORNERS[o["col"], o["row"]] for o in ordered)
+    ordered = sorted(objects, key=lambda o: SHAPES.index(o["shape"]))
+    return "，".join(o["shape"] + o["colour"] + CORNERS[o["col"], o["row"]] for o in ordered)
 
 
 def _ask(rng: random.Random, kind: str, obj: dict, named_before: bool) -> str:
@@ -163,9 +177,12 @@ def generate(split: str, seed: int, index: int, image_size: int = 96,
     rng = random.Random(f"smvl-synthetic/{split}/{seed}/{index}")
     image, objects = scene(rng, image_size)
     # drawn from a stream of its own, so the question samples are the same whatever the fraction
-    if scene_fraction and random.Random(f"smvl-synthetic-scene/{split}/{seed}/{index}").random() < scene_fraction:
-        question = [{"type": "image"}, {"type": "text", "text": rng.choice(SCENE_QUESTIONS)}]
-        messages = [{"role": "user", "content": question}, {"role": "assistant", "content": scene_answer(objects)}]
+    scene_rng = random.Random(f"smvl-synthetic-scene/{split}/{seed}/{index}")
+    if scene_fraction and scene_rng.random() < scene_fraction:
+        order = scene_rng.choice(list(SCENE_ORDERS))
+        question = [{"type": "image"}, {"type": "text", "text": rng.choice(SCENE_ORDERS[order])}]
+        messages = [{"role": "user", "content": question},
+                    {"role": "assistant", "content": scene_answer(objects, order)}]
         return Sample(messages, [image], id=f"synthetic-{split}-{index:06d}", source="synthetic:scene"), objects
     kinds = _plan(rng, rng.random() < multi_turn_fraction)
     obj = rng.choice(objects)

@@ -153,6 +153,7 @@ def training_args(cfg: TrainConfig, stage: StageConfig, stage_dir: Path) -> Trai
         warmup_steps=cfg.warmup_ratio,
         lr_scheduler_type=cfg.lr_scheduler,
         max_grad_norm=cfg.max_grad_norm,
+        adam_beta2=cfg.adam_beta2,
         bf16=use_bf16(cfg.bf16),
         activation_checkpointing=cfg.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
