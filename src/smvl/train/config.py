@@ -74,6 +74,12 @@ class LearningRates:
         return self.all if self.all is not None else named[0]
 
 
+def demo_rates() -> LearningRates:
+    """The demo's rates: the random tower needs a high one to learn shapes in time, the random LLM a low one to learn
+    to pick the object a question names."""
+    return LearningRates(connector=3e-3, vision=1e-2, text=1e-3)
+
+
 @dataclass
 class StageConfig:
     recipe: str = "connector"  # connector | vision+connector | full | lora
@@ -93,9 +99,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     # One stage from these fields, or several from `stages` (each from the previous stage's weights).
     recipe: str = "full"  # connector | vision+connector | full | lora
-    # one number, or one per component (lr.connector, lr.vision, lr.text); the demo's: the random tower needs a high
-    # rate to learn shapes in time, the random LLM a low one to learn to pick the object a question names
-    lr: float | LearningRates = field(default_factory=lambda: LearningRates(connector=3e-3, vision=1e-2, text=1e-3))
+    lr: float | LearningRates = field(default_factory=demo_rates)  # one number, or one per component (lr.connector,
+    # lr.vision, lr.text); the default: the demo's (demo_rates)
     steps: int = 2400  # optimizer steps
     stages: list[StageConfig] = field(default_factory=list)  # YAML list of {recipe, lr, steps, lora_r, lora_alpha,
     # lora_dropout, train}; on the command line as YAML too: --stages '[{recipe: connector, steps: 100}, ...]'
