@@ -114,14 +114,14 @@ def from_dict(cls, data: dict, prefix: str = ""):
             v = _over_number(fields[k].default, v)
         elif isinstance(v, dict) and "all" not in v and _is_number_or_section(hints[k]):
             # a default with parts of its own (the demo's lr) keeps the parts not named; `all` names them all
-            default = _default(fields[k])
+            default = field_default(fields[k])
             if dataclasses.is_dataclass(default):
                 v = {**{f: x for f, x in to_dict(default).items() if x is not None}, **v}
         values[k] = _convert(v, hints[k], prefix + k)
     return cls(**values)
 
 
-def _default(f: dataclasses.Field):
+def field_default(f: dataclasses.Field):
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 

@@ -14,6 +14,8 @@ import textwrap
 import tokenize
 import typing
 
+from smvl.config import field_default
+
 
 def field_comments(cls) -> dict[str, str]:
     source = textwrap.dedent(inspect.getsource(cls))
@@ -58,7 +60,7 @@ def key_rows(cls, prefix: str = "") -> list[tuple[str, str, str, str]]:
         if dataclasses.is_dataclass(hints[f.name]):
             rows += key_rows(hints[f.name], f"{prefix}{f.name}.")
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = field_default(f)
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
         rows.append((prefix + f.name, kind, _show(default), comments.get(f.name, "")))
     return rows

@@ -60,7 +60,8 @@ def export_gguf(model_dir: Path, out: Path, quant: str = "f16", name: str | None
     processor = AutoProcessor.from_pretrained(model_dir)
     name = name or model_dir.resolve().name
     out.mkdir(parents=True, exist_ok=True)
-    files = Exported(out / f"{name}-{quant}.gguf", out / f"mmproj-{name}-{mmproj_quant(quant)}.gguf")
+    files = Exported(out / f"{name}-{quant}.gguf", out / f"mmproj-{name}-{mmproj_quant(quant)}.gguf",
+                     layout_warnings(model_dir, processor.image_processor))
     try:
         write_text_gguf(files.text, config, checkpoint_tensors(model_dir), processor.tokenizer,
                         processor.tokenizer.chat_template, quant, name)
@@ -68,4 +69,4 @@ def export_gguf(model_dir: Path, out: Path, quant: str = "f16", name: str | None
         raise UserError(f"{model_dir}: {exc}") from exc
     write_mmproj_gguf(files.mmproj, config, checkpoint_tensors(model_dir), processor.image_processor,
                       mmproj_quant(quant), name)
-    return Exported(files.text, files.mmproj, layout_warnings(model_dir, processor.image_processor))
+    return files
