@@ -101,7 +101,7 @@ class TrainConfig:
     recipe: str = "full"  # connector | vision+connector | full | lora
     lr: float | LearningRates = field(default_factory=demo_rates)  # one number, or one per component (lr.connector,
     # lr.vision, lr.text); the default: the demo's (demo_rates)
-    steps: int = 2400  # optimizer steps
+    steps: int = 3200  # optimizer steps
     stages: list[StageConfig] = field(default_factory=list)  # YAML list of {recipe, lr, steps, lora_r, lora_alpha,
     # lora_dropout, train}; on the command line as YAML too: --stages '[{recipe: connector, steps: 100}, ...]'
     batch_size: int = 16  # per device
