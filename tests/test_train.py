@@ -64,7 +64,9 @@ def test_staged_run_chains_stages_and_lora_merges(tmp_path):
     path = tmp_path / "staged.yaml"
     path.write_text(yaml.safe_dump({"stages": [{"recipe": "connector", "lr": 1e-3, "steps": 3},
                                                {"recipe": "lora", "lr": 1e-3, "steps": 3, "lora_r": 4}]}))
-    cfg = load_config(str(path), FAST + ["--output_dir", str(tmp_path / "st")])
+    # One evaluation per stage, at its end: with one per step, best-model tracking keeps the first step's checkpoint
+    # (LoRA's B still zero after a warm-up step at lr 0) whenever the random model's eval loss does not fall.
+    cfg = load_config(str(path), FAST + ["--output_dir", str(tmp_path / "st"), "--eval_every", "3"])
     final = train(cfg)
     stage2 = tmp_path / "st" / "stage-2-lora" / "final"
     assert (stage2 / "adapter" / "adapter_config.json").is_file()
