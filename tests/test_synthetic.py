@@ -228,4 +228,3 @@ def test_held_out_samples_never_describe_scenes_and_training_ones_do_when_asked(
                                                                   synthetic_scenes=fraction))
     assert kinds("train", 0.0)["scene"] == 0 and kinds("test", 1.0)["scene"] == 0
     assert kinds("train", 1.0) == {"scene": 60}
-

@@ -16,7 +16,8 @@ def test_the_tiny_towers_position_embeddings_are_as_loud_as_a_patchs_content(tin
     model = SmolVLMForConditionalGeneration.from_pretrained(folder)
     embeddings = model.model.vision_model.embeddings
     images = [scene(random.Random(i))[0] for i in range(8)]
-    pixels = SmolVLMImageProcessor.from_pretrained(folder)(images, do_image_splitting=False, return_tensors="pt")["pixel_values"]
+    processor = SmolVLMImageProcessor.from_pretrained(folder)
+    pixels = processor(images, do_image_splitting=False, return_tensors="pt")["pixel_values"]
     with torch.no_grad():
         content = embeddings.patch_embedding(pixels.flatten(0, 1))  # (images, width, 8, 8): one vector per patch
         position_norm = embeddings.position_embedding.weight.norm(dim=1).mean()
