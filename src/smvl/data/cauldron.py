@@ -56,20 +56,72 @@ def _undecoded(dataset) -> Iterator[dict]:
     yield from dataset.decode(False)
 
 
-def _local_rows(folder: Path, streaming: bool) -> Iterator[dict]:
+def _local_rows(folder: Path, streaming: bool, select: Selector, skips: SkipLog) -> Iterator[tuple[int, dict]]:
+    """(index, row) of the rows `select` keeps. Only those rows become Python objects (a row's image bytes
+    included): every rank and worker reads every batch but converts only its own share. A file that cannot be read
+    is skipped with its rows counted, and the subset goes on with its next file."""
     files = sorted(folder.glob("*.parquet"))
     if not files:
         raise FileNotFoundError(f"{folder} holds no .parquet files")
     if not streaming:
         from datasets import load_dataset
 
-        yield from _undecoded(load_dataset("parquet", data_files=[str(f) for f in files], split="train"))
+        readable = [f for f in files if _footer(f, folder.name, select, skips, files) is not None]
+        if not readable:
+            return
+        rows = _undecoded(load_dataset("parquet", data_files=[str(f) for f in readable], split="train"))
+        for index, row in enumerate(rows):
+            if select.exhausted(index):
+                return
+            if select(index):
+                yield index, row
         return
+    start = 0
+    for file in files:
+        parquet = _footer(file, folder.name, select, skips, files)
+        if parquet is None:
+            continue
+        index, end = start, start + parquet.metadata.num_rows
+        try:
+            for batch in parquet.iter_batches(batch_size=64):
+                if select.exhausted(index):
+                    return
+                keep = [i for i in range(batch.num_rows) if select(index + i)]
+                if keep:
+                    yield from zip((index + i for i in keep), batch.take(keep).to_pylist())
+                index += batch.num_rows
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+            lost = sum(1 for i in range(index, end) if select(i))
+            skips.skip_many(_file_id(folder.name, file, exc), UNREADABLE, lost)
+        start = end
+
+
+UNREADABLE = "unreadable parquet file"
+
+
+def _file_id(subset: str, file: Path, exc: Exception) -> str:
+    return f"{subset}/{file.name} ({type(exc).__name__}: {str(exc)[:120]})"
+
+
+def _footer(file: Path, subset: str, select: Selector, skips: SkipLog, files: list[Path]):
+    """The file's ParquetFile, or None when its footer cannot be read (a download cut short): its rows are then
+    unknown, so they are taken to be as many as the subset's other files hold on average (a subset's files are
+    shards of one size) and counted as skipped, this reader's share of them, so a few broken files still trip the
+    skip guard."""
     import pyarrow.parquet as pq
 
-    for file in files:
-        for batch in pq.ParquetFile(file).iter_batches(batch_size=64):
-            yield from batch.to_pylist()
+    try:
+        return pq.ParquetFile(file)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+        counts = []
+        for other in files:
+            try:
+                counts.append(pq.ParquetFile(other).metadata.num_rows)
+            except Exception:  # noqa: BLE001 - another broken file: no help with the estimate
+                pass
+        estimate = round(sum(counts) / len(counts)) if counts else 1
+        skips.skip_many(_file_id(subset, file, exc), UNREADABLE, select.share(estimate))
+        return None
 
 
 def _local_size(folder: Path) -> int:
@@ -101,13 +153,17 @@ def _hub_rows(subset: str, streaming: bool) -> Iterator[dict]:
     yield from _undecoded(load_dataset(HUB_ID, subset, split="train", streaming=streaming))
 
 
-def _subset_samples(subset: str, rows: Iterator[dict], select, skips: SkipLog, lazy: bool) -> Iterator[Sample]:
+def _hub_records(subset: str, streaming: bool, select: Selector) -> Iterator[tuple[int, dict]]:
+    for index, row in enumerate(_hub_rows(subset, streaming)):
+        if select.exhausted(index):
+            return
+        if select(index):
+            yield index, row
+
+
+def _subset_samples(subset: str, records: Iterator[tuple[int, dict]], skips: SkipLog, lazy: bool) -> Iterator[Sample]:
     try:
-        for index, row in enumerate(rows):
-            if select.exhausted(index):
-                return
-            if not select(index):
-                continue
+        for index, row in records:
             sid = f"{subset}:{index}"
             try:
                 sample = row_to_sample(row, sid, subset, lazy)
@@ -139,7 +195,10 @@ def cauldron_samples(root: str | Path | None, subsets: str = "all", split: str =
         missing = [n for n in names if not (root / n).is_dir()]
         if missing:
             raise FileNotFoundError(f"{root} has no subset folder(s) {', '.join(missing)}")
-        rows = {n: _local_rows(root / n, streaming) for n in names}
+
+        def records(n: str, select: Selector):
+            return _local_rows(root / n, streaming, select, skips)
+
         sizes = None if weights else {n: _local_size(root / n) for n in names}
     else:
         if subsets == "all":
@@ -148,13 +207,21 @@ def cauldron_samples(root: str | Path | None, subsets: str = "all", split: str =
             names = sorted(get_dataset_config_names(HUB_ID))
         else:
             names = [s.strip() for s in subsets.split(",") if s.strip()]
-        rows = {n: _hub_rows(n, streaming) for n in names}
+
+        def records(n: str, select: Selector):
+            return _hub_records(n, streaming, select)
+
         sizes = None if weights else {n: _hub_size(n) for n in names}
-    selectors = {n: Selector(n, split, holdout, seed, shard) for n in names}
-    streams = {n: _subset_samples(n, rows[n], selectors[n], skips, lazy) for n in names}
+
+    def stream(n: str) -> Iterator[Sample]:  # one pass over a subset: a fresh Selector counts its shard from 0
+        return _subset_samples(n, records(n, Selector(n, split, holdout, seed, shard)), skips, lazy)
+
     if weights:
-        mixed = weighted_interleave(streams, parse_weights(weights, names), seed)
+        passes = {n: (lambda _pass, n=n: stream(n)) for n in names}
+        mixed = weighted_interleave(passes, parse_weights(weights, names), seed, repeat=split == "train")
     else:
+        selectors = {n: Selector(n, split, holdout, seed, shard) for n in names}
+        streams = {n: stream(n) for n in names}
         # Subsets in proportion to their size, interleaved: read one after another, a capped run (max_samples)
         # would train on the alphabetically first subsets only.
         if all(v is not None for v in sizes.values()):

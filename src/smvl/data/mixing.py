@@ -4,7 +4,7 @@ kept ~14% text)."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from smvl.data.sample import Sample
 from smvl.errors import UserError
@@ -29,17 +29,37 @@ def parse_weights(spec: str | None, names: list[str]) -> dict[str, float]:
     return {n: weights.get(n, 0.0) for n in names}
 
 
-def weighted_interleave(streams: dict[str, Iterator[Sample]], weights: dict[str, float], seed: int) -> Iterator[Sample]:
-    """Draw the next sample from a subset chosen with probability proportional to its weight, until all run out."""
+Streams = dict[str, Callable[[int], Iterable[Sample]]]  # name -> (pass number -> that pass over the source)
+
+
+def weighted_interleave(streams: Streams, weights: dict[str, float], seed: int, repeat: bool = True) -> Iterator[Sample]:
+    """Draw the next sample from a source chosen with probability proportional to its weight, so the weights set
+    each source's share of what is drawn (`small*10 + big*1`: ten small samples for every big one). With `repeat`
+    (training) a source that runs out starts another pass, and the stream stops once every source has been read
+    through at least once: `datasets.interleave_datasets`' "all_exhausted" rule. Without it (held-out data: each
+    record once) a source that runs out drops out. A pass that yields nothing drops its source either way."""
     rng = random.Random(seed)
-    live = {n: iter(s) for n, s in streams.items() if weights.get(n, 0) > 0}
-    while live:
-        names = list(live)
-        name = rng.choices(names, [weights[n] for n in names])[0]
-        try:
-            yield next(live[name])
-        except StopIteration:
+    names = [n for n in streams if weights.get(n, 0) > 0]
+    live = {n: iter(streams[n](0)) for n in names}
+    passes, unfinished = dict.fromkeys(names, 0), set(names)
+    while live and (unfinished or not repeat):
+        pick = list(live)
+        name = rng.choices(pick, [weights[n] for n in pick])[0]
+        sample = next(live[name], None)
+        if sample is None and repeat:
+            # Read through: start the next pass at once, so the pick is not lost (that would shrink the share of a
+            # source with few records).
+            unfinished.discard(name)
+            if not unfinished:
+                return
+            passes[name] += 1
+            live[name] = iter(streams[name](passes[name]))
+            sample = next(live[name], None)
+        if sample is None:  # empty (nothing in it, or nothing left on a pass): it drops out
+            unfinished.discard(name)
             del live[name]
+            continue
+        yield sample
 
 
 def proportional_interleave(streams: dict[str, Iterator[Sample]], sizes: dict[str, float],

@@ -33,6 +33,14 @@ class SkipLog:
         self.seen += 1
         self.reject(sample_id, reason)
 
+    def skip_many(self, what: str, reason: str, count: int) -> None:
+        """`count` samples lost at once (an unreadable file's rows), under one example id."""
+        if count <= 0:
+            return
+        self.seen += count
+        self.by_reason[reason] += count - 1
+        self.reject(what, reason)
+
     def reject(self, sample_id: str, reason: str) -> None:
         """A sample already counted as read (`ok`) is dropped at a later stage (encoding): counted once only."""
         self.by_reason[reason] += 1
@@ -76,13 +84,14 @@ class SkipLog:
         self.detach()
         return delta
 
-    def merge(self, delta: dict) -> None:
+    def merge(self, delta: dict, check: bool = True) -> None:
         self.seen += delta["seen"]
         self.by_reason.update(delta["by_reason"])
         for reason, ids in delta["examples"].items():
             kept = self.examples[reason]
             kept.extend(ids[: self.keep_ids - len(kept)])
-        self.check()
+        if check:
+            self.check()
 
     def table(self) -> str:
         if not self.by_reason:

@@ -115,10 +115,12 @@ def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, s
         from smvl.data.mixing import weighted_interleave
 
         parts = mixture_parts(spec)
-        streams = {f"{i}:{name}": open_source(name, **options, max_samples=max_samples)
+        # Every pass re-opens the source with the same seed: a fraction hold-out is a hash of it, so a repeated pass
+        # never reads held-out records.
+        streams = {f"{i}:{name}": (lambda _pass, name=name: open_source(name, **options, max_samples=max_samples))
                    for i, (name, _) in enumerate(parts)}
         weights_by_name = {key: w for key, (_, w) in zip(streams, parts)}
-        return _capped(weighted_interleave(streams, weights_by_name, seed), cap)
+        return _capped(weighted_interleave(streams, weights_by_name, seed, repeat=split == "train"), cap)
     hub = _hub_folder(spec, subsets)
     if hub is not None:
         return open_source(str(hub[0]), **{**options, "subsets": hub[1]}, max_samples=max_samples)

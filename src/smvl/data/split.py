@@ -40,3 +40,12 @@ class Selector:
         else:
             test = records * self.holdout
         return (test if self.split == "test" else records - test) / self.stride
+
+    def share(self, rows: int) -> int:
+        """How many of `rows` unread records, past a count hold-out's first records, this reader would have kept:
+        what it loses with a file it cannot read. The shards' shares add up to the split's."""
+        if self.holdout >= 1:
+            kept = 0 if self.split == "test" else rows
+        else:
+            kept = round(rows * (self.holdout if self.split == "test" else 1 - self.holdout))
+        return len(range(self.position, kept, self.stride))
