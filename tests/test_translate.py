@@ -154,6 +154,21 @@ def test_misbehaving_server_is_retried_rejected_by_reason_and_never_paid_twice(c
     assert len(records(out)) == ROWS
 
 
+def test_an_answer_cut_at_max_tokens_is_rejected_not_written(cauldron, tmp_path, capsys):
+    """finish_reason "length": the fragment looks Chinese and keeps the numbers, but half a question is not a
+    translation. Rejected and cached like any rejection (at temperature 0 the same request gets the same cut)."""
+    app = translator_app({"What colour is the largest circle": ["cut"]})
+    out = tmp_path / "zh.jsonl"
+    with running(app) as url:
+        args = translate(cauldron, out, url, "--subsets", "cocoqa")
+        first = run_json(args, capsys)
+        assert first["rejected"] == {"cut at max_tokens": 40} and first["written"] == 0
+        assert first["usage"]["completion_tokens"] > 0  # paid for, and said so
+        again = run_json(args, capsys)
+    assert again["rejected"] == first["rejected"] and again["usage"]["requests"] == 0
+    assert not out.read_text()
+
+
 def answers(cache: Path) -> int:
     """Answers committed to the cache so far by another process (0 before it has made the table)."""
     import sqlite3
@@ -226,7 +241,7 @@ def test_an_endpoint_refusing_the_key_or_the_model_stops_the_run_in_one_line(loa
 
 
 @pytest.mark.parametrize("case", ["missing folder", "unknown subset", "unreachable endpoint", "bad policy",
-                                  "unset key variable"])
+                                  "unset key variable", "no readable parquet file"])
 def test_bad_input_is_one_line_and_exit_2(case, cauldron, tmp_path, capsys):
     source, url, extra = str(cauldron), "http://127.0.0.1:9", []
     if case == "missing folder":
@@ -237,6 +252,12 @@ def test_bad_input_is_one_line_and_exit_2(case, cauldron, tmp_path, capsys):
         url = f"http://127.0.0.1:{free_port()}"
     elif case == "unset key variable":
         extra = ["--api-key-env", "SMVL_TEST_NO_SUCH_KEY"]
+    elif case == "no readable parquet file":
+        broken = tmp_path / "broken" / "cocoqa" / "train-00000-of-00001.parquet"
+        broken.parent.mkdir(parents=True)
+        whole = next((cauldron / "cocoqa").glob("*.parquet")).read_bytes()
+        broken.write_bytes(whole[: len(whole) // 2])
+        source = str(tmp_path / "broken")
     else:
         (tmp_path / "policy.yaml").write_text("translate: [cocoqa]\n")
         extra = ["--policy", str(tmp_path / "policy.yaml")]
@@ -245,7 +266,8 @@ def test_bad_input_is_one_line_and_exit_2(case, cauldron, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("smvl data: error:") and "\n" not in err, err
     assert {"missing folder": "nowhere", "unknown subset": "nosuchsubset", "unreachable endpoint": "unreachable",
-            "bad policy": "policy", "unset key variable": "SMVL_TEST_NO_SUCH_KEY"}[case] in err
+            "bad policy": "policy", "unset key variable": "SMVL_TEST_NO_SUCH_KEY",
+            "no readable parquet file": "train-00000-of-00001.parquet"}[case] in err
 
 
 @pytest.mark.parametrize("source, translation, reason", [
@@ -256,6 +278,12 @@ def test_bad_input_is_one_line_and_exit_2(case, cauldron, tmp_path, capsys):
     ("Choices:\nA. cat\nB. dog", "选项：\n猫\n狗", "option letters lost"),
     ("The answer is (C).", "答案是 C。", "option letters lost"),
     ("Answer: C", "答案：C", None),
+    ("Answer: B", "答案：C", "option letters lost"),  # the letter changed, not only dropped
+    ("Choices:\nA. cat\nB. dog", "选项：\nA. 猫\nC. 狗", "option letters lost"),
+    ("Answer: B", "答案：B，不是C", "option letters changed"),
+    ("B is correct.", "C是正确的。", "option letters changed"),
+    ("Is figure A larger than figure B?", "图A比图B大吗？", None),
+    ("Is it 25 degrees in the room?", "房间里是25°C吗？", None),  # a unit, in a text naming no letter
     ("What is in the picture?", "What is in the picture?", "not Chinese"),
     ("What is in the picture?", "抱歉，我无法翻译这句话。", "refusal or commentary"),
     ("What is in the picture?", "   ", "empty translation"),
@@ -268,7 +296,7 @@ def test_validation_names_the_reason(source, translation, reason):
     assert rejection(source, translation) == reason
 
 
-def test_yes_no_maps_the_same_in_every_policy_and_ocr_answers_stay():
+def test_yes_no_maps_to_chinese_when_answers_are_translated_and_ocr_answers_stay_verbatim():
     from smvl.data.sample import Sample
     from smvl.data.translate.texts import fixed_translation, texts_to_translate
 
@@ -276,7 +304,7 @@ def test_yes_no_maps_the_same_in_every_policy_and_ocr_answers_stay():
                      {"role": "user", "content": "What does it say?"}, {"role": "assistant", "content": "STOP"}])
     assert texts_to_translate(sample, "both") == [(0, "Is the sign red?"), (1, "Yes."), (2, "What does it say?"),
                                                   (3, "STOP")]
-    assert texts_to_translate(sample, "question") == [(0, "Is the sign red?"), (1, "Yes."), (2, "What does it say?")]
+    assert texts_to_translate(sample, "question") == [(0, "Is the sign red?"), (2, "What does it say?")]
     assert texts_to_translate(sample, "keep") == []
     assert [fixed_translation(t) for t in ("Yes.", "no", "B", "12.5%", "(C)", "Blue")] == ["是", "否", "B", "12.5%",
                                                                                           "(C)", None]

@@ -2,7 +2,8 @@
 small dictionary, counts every request per text, and misbehaves on purpose when a text's script says so.
 
 `script` maps a substring of the text to the behaviour of successive requests for that text ("429", "500",
-"timeout", "empty", "english", "lose letters", "ok"); past the end of the list the text is translated. The
+"timeout", "empty", "english", "lose letters", "cut" (the first two thirds of the translation, finish_reason
+"length", as a reply stopped by max_tokens), "ok"); past the end of the list the text is translated. The
 server runs on a thread in the test process (`running` from test_serve_helpers), so the counts survive a
 translate process killed with `kill -9`.
 """
@@ -64,12 +65,13 @@ def translator_app(script: dict[str, list[str]] | None = None, delay: float = 0.
             return JSONResponse({"error": {"message": "boom"}}, status_code=500)
         if behaviour == "timeout":
             await asyncio.sleep(hang)
-        answer = {"empty": "", "english": text,
-                  "lose letters": re.sub(r"\b[A-H]\b", "", dictionary_translation(text))}.get(
-            behaviour, dictionary_translation(text))
+        full = dictionary_translation(text)
+        answer = {"empty": "", "english": text, "lose letters": re.sub(r"\b[A-H]\b", "", full),
+                  "cut": full[: 2 * len(full) // 3]}.get(behaviour, full)
+        finish = "length" if behaviour == "cut" else "stop"
         return JSONResponse({
             "id": "x", "object": "chat.completion", "created": 0, "model": body.get("model", "fake"),
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}],
+            "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": answer}}],
             "usage": {"prompt_tokens": 10 + len(text), "completion_tokens": len(answer),
                       "total_tokens": 10 + len(text) + len(answer)}})
 

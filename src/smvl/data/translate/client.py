@@ -33,6 +33,11 @@ class RequestFailed(Exception):
     """A text whose request kept failing; the run goes on without it."""
 
 
+class CutOff(Exception):
+    """The answer stopped at `max_tokens` (finish_reason "length"): a fragment, however Chinese it looks. At
+    temperature 0 asking again gets the same fragment, so the caller rejects the text rather than retrying it."""
+
+
 class Translator:
     def __init__(self, endpoint: str, model: str, prompt: str, api_key: str | None, concurrency: int = 8,
                  timeout: float = 120.0, retries: int = 6, backoff: float = 1.0, max_tokens: int | None = None):
@@ -44,14 +49,15 @@ class Translator:
         self.usage = Usage()
 
     async def translate(self, text: str) -> str:
-        """The endpoint's answer for `text` (unvalidated), or RequestFailed."""
+        """The endpoint's answer for `text` (unvalidated); RequestFailed, or CutOff for an answer cut short."""
+        max_tokens = self.max_tokens or 64 + 2 * len(text)  # a translation is not longer than this
         for attempt in range(self.retries + 1):
             try:
                 async with self.slots:
                     self.usage.requests += 1
                     reply = await self.client.chat.completions.create(
                         model=self.model, temperature=0,
-                        max_tokens=self.max_tokens or 64 + 2 * len(text),  # a translation is not longer than this
+                        max_tokens=max_tokens,
                         messages=[{"role": "system", "content": self.prompt}, {"role": "user", "content": text}])
             except TRANSIENT as exc:
                 kind = type(exc).__name__
@@ -71,6 +77,8 @@ class Translator:
                 self.usage.prompt_tokens += reply.usage.prompt_tokens or 0
                 self.usage.completion_tokens += reply.usage.completion_tokens or 0
             choices = reply.choices or []
+            if choices and choices[0].finish_reason == "length":
+                raise CutOff(f"cut at max_tokens {max_tokens}")
             return (choices[0].message.content or "") if choices else ""
         self.usage.failed += 1
         raise RequestFailed(f"gave up after {self.retries + 1} tries")

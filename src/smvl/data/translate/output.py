@@ -11,18 +11,20 @@ from pathlib import Path
 class Output:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.done: set[str] = set()
+        self.done: set[str] = set()  # only the ids: a resumed output of millions of records stays on disk
         if self.path.is_file():
+            whole = 0  # bytes up to the end of the last complete line
             with open(self.path, "rb") as f:
-                data = f.read()
-            whole = data[: data.rfind(b"\n") + 1]
-            for line in whole.splitlines():
-                try:
-                    self.done.add(str(json.loads(line)["id"]))
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
-            if len(whole) < len(data):
-                os.truncate(self.path, len(whole))
+                for line in f:
+                    if not line.endswith(b"\n"):
+                        break
+                    whole += len(line)
+                    try:
+                        self.done.add(str(json.loads(line)["id"]))
+                    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+                        continue
+            if whole < self.path.stat().st_size:
+                os.truncate(self.path, whole)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from smvl.data.sample import Sample
 from smvl.data.skips import SkipLog
 from smvl.data.translate.cache import Cache, cache_key
-from smvl.data.translate.client import RequestFailed, Translator, Usage
+from smvl.data.translate.client import CutOff, RequestFailed, Translator, Usage
 from smvl.data.translate.output import Output
 from smvl.data.translate.policy import Policy
 from smvl.data.translate.source import CauldronFolder
@@ -56,6 +56,7 @@ class Report:
     already_written: int = 0  # by an earlier run: skipped
     rejected: Counter = field(default_factory=Counter)  # reason -> samples
     bad_rows: Counter = field(default_factory=Counter)  # rows the reader could not use
+    unreadable_files: dict = field(default_factory=dict)  # parquet file -> why: its rows are left out
     texts_asked: int = 0  # distinct texts sent to the endpoint in this run
     cache_hits: int = 0
     fixed: int = 0  # texts answered without asking (yes/no, numbers, letters)
@@ -76,6 +77,8 @@ class Report:
             lines.append(f"  rejected, {reason}: {n:,}")
         for reason, n in self.bad_rows.most_common():
             lines.append(f"  unreadable row, {reason}: {n:,}")
+        for path, why in self.unreadable_files.items():
+            lines.append(f"  unreadable parquet file, its rows left out: {path} ({why})")
         lines.append(f"texts: {self.texts_asked:,} asked, {self.cache_hits:,} from the cache, {self.fixed:,} "
                      "answered without asking (yes/no, numbers, letters)")
         errors = ", ".join(f"{k} {v:,}" for k, v in sorted(u.errors.items()))
@@ -88,7 +91,7 @@ class Report:
 class Run:
     def __init__(self, options: TranslateOptions, folder: CauldronFolder, prompt: str, policy: Policy):
         self.options, self.folder, self.prompt, self.policy = options, folder, prompt, policy
-        self.report = Report()
+        self.report = Report(unreadable_files={str(f): why for f, why in folder.unreadable.items()})
         out = Path(options.out)
         self.cache = Cache(options.cache or out.with_name(out.name + ".cache.sqlite"), options.retry_rejected)
         self.output = Output(out)
@@ -117,11 +120,13 @@ class Run:
         self.report.texts_asked += 1
         try:
             answer = (await self.translator.translate(text)).strip()
+            reason = rejection(text, answer)
         except RequestFailed:
             return None, "request failed"  # not cached: asked again next run
+        except CutOff:
+            answer, reason = None, "cut at max_tokens"  # cached like any rejection: the same request cuts the same
         finally:
             self.asking.pop(key, None)
-        reason = rejection(text, answer)
         self.cache.put(key, None if reason else answer, reason)
         return (None, reason) if reason else (answer, None)
 

@@ -26,16 +26,27 @@ class CauldronFolder:
         self.subsets = local_subsets(self.root) if subsets == "all" else [
             s.strip() for s in subsets.split(",") if s.strip()]
         self._files: dict[str, tuple[list[Path], list[int]]] = {}
+        self.unreadable: dict[Path, str] = {}  # file -> why its footer could not be read: its rows are left out
+        if not any(self._layout(s)[0] for s in self.subsets):
+            bad, why = next(iter(self.unreadable.items()))
+            raise UserError(f"{root}: no parquet file of subset(s) {', '.join(self.subsets)} can be read "
+                            f"({bad}: {why})")
 
     def _layout(self, subset: str) -> tuple[list[Path], list[int]]:
-        """The subset's parquet files in reading order, and the subset row index each one starts at."""
+        """The subset's readable parquet files in reading order, and the subset row index each one starts at. A file
+        whose footer cannot be read is left out, as the_cauldron reader leaves it out: it holds no row index."""
         if subset not in self._files:
             import pyarrow.parquet as pq
 
-            files = sorted((self.root / subset).glob("*.parquet"))
-            starts = [0]
-            for f in files:
-                starts.append(starts[-1] + pq.ParquetFile(f).metadata.num_rows)
+            files, starts = [], [0]
+            for f in sorted((self.root / subset).glob("*.parquet")):
+                try:
+                    rows = pq.ParquetFile(f).metadata.num_rows
+                except Exception as exc:  # noqa: BLE001 - as broad as the_cauldron reader's, or the indices part
+                    self.unreadable[f] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}"
+                    continue
+                files.append(f)
+                starts.append(starts[-1] + rows)
             self._files[subset] = (files, starts)
         return self._files[subset]
 

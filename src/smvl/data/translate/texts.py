@@ -6,7 +6,7 @@ import re
 
 from smvl.data.sample import Sample, text_of
 
-# Consistent everywhere, and never worth a request.
+# Consistent in every subset whose answers are translated, and never worth a request.
 YES_NO = {"yes": "是", "no": "否"}
 WORD = re.compile(r"[A-Za-z]{2,}")
 
@@ -22,8 +22,9 @@ def fixed_translation(text: str) -> str | None:
 
 
 def texts_to_translate(sample: Sample, mode: str) -> list[tuple[int, str]]:
-    """(message index, text) of every turn `mode` translates: every turn for "both"; for "question" the user turns,
-    and answers that are yes/no (mapped, never asked: 是/否 must not depend on the subset)."""
+    """(message index, text) of every turn `mode` translates: every turn for "both"; for "question" the user turns
+    only. A "question" subset's answers are what the image says (a sign reading "YES", a cell holding "No"), so
+    they stay verbatim, yes/no included."""
     if mode == "keep":
         return []
     chosen = []
@@ -31,7 +32,7 @@ def texts_to_translate(sample: Sample, mode: str) -> list[tuple[int, str]]:
         text = text_of(m)
         if not text.strip():
             continue
-        if m["role"] != "assistant" or mode == "both" or _is_yes_no(text):
+        if m["role"] != "assistant" or mode == "both":
             chosen.append((i, text))
     return chosen
 

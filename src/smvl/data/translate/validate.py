@@ -18,6 +18,8 @@ MIN_LENGTH_FOR_RATIO = 16  # "Is it red?" -> "是红色吗？" is 0.5; shorter s
 OPTION = re.compile(r"(?m)^\s*\(?([A-H])[.):：]|\(([A-H])\)")
 # A letter given as the answer: "Answer: B", "The answer is (C)", "option D".
 ANSWER_LETTER = re.compile(r"(?i:answer|option|choice)(?:\s+is)?\s*[:：]?\s*\(?([A-H])\b")
+# A capital letter standing alone ("B is correct", "figure C", "答案：D"), not in a word or a unit ("°C").
+LETTER = re.compile(r"(?<![A-Za-z°])[A-H](?![A-Za-z])")
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 REFUSAL = re.compile(r"(?i)\b(?:I'?m sorry|I am sorry|I cannot|I can't|as an AI|language model|I'm unable|"
                      r"translation:)|抱歉|对不起|我无法|我不能|作为一个?(?:AI|人工智能)|翻译如下")
@@ -25,6 +27,10 @@ REFUSAL = re.compile(r"(?i)\b(?:I'?m sorry|I am sorry|I cannot|I can't|as an AI|
 
 def option_letters(text: str) -> list[str]:
     return [a or b for a, b in OPTION.findall(text)]
+
+
+def letters(text: str) -> set[str]:
+    return set(LETTER.findall(text))
 
 
 def numbers(text: str) -> set[str]:
@@ -49,6 +55,11 @@ def rejection(source: str, translation: str | None) -> str | None:
     for letter in ANSWER_LETTER.findall(source):
         if not re.search(rf"(?<![A-Za-z]){letter}(?![A-Za-z])", translation):
             return "option letters lost"
+    # A text naming letters must not name others once translated: B -> C is a wrong answer that keeps a letter.
+    # Texts naming none are not judged: "25 degrees" may fairly become "25°C".
+    named = letters(source)
+    if named and letters(translation) - named:
+        return "option letters changed"
     if not numbers(source) <= numbers(translation):
         return "numbers lost"
     if len(source) >= MIN_LENGTH_FOR_RATIO:
