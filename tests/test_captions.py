@@ -3,6 +3,7 @@ prompts, sharding over ranks x workers, bad input counted, and a stage that trai
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import tarfile
@@ -14,6 +15,7 @@ import yaml
 
 from caption_data import add, caption, jpeg, write_caption_folder, write_shards
 from smvl.cli import main
+from smvl.data import lines
 from smvl.data.captions import prompts
 from smvl.data.skips import SkipLog
 from smvl.data.sources import open_source
@@ -65,6 +67,28 @@ def test_bad_caption_records_are_counted_not_fatal(tmp_path):
     assert len(list(open_source(str(folder), holdout=0, skips=skips))) == 40
     assert dict(skips.by_reason) == {"missing image file": 1, "not a regular file": 1, "missing caption": 1,
                                      "empty answer": 1, "invalid JSON": 1}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_a_quoted_caption_may_span_lines(tmp_path, fmt, monkeypatch):
+    """A caption with line breaks is one quoted field over several lines: read whole, and the records after it are
+    still records (ids name the line each starts on); an over-long line and a row of bad bytes are still skipped on
+    their own."""
+    monkeypatch.setattr(lines, "MAX_RECORD_BYTES", 4096)
+    folder = write_caption_folder(tmp_path / "caps", n=4, fmt=fmt)
+    texts = ["第一行\n第二行", caption(1), '他说："好"，\n\n然后\t离开, 了。', caption(3)]
+    with open(folder / f"captions.{fmt}", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, delimiter="\t" if fmt == "tsv" else ",")
+        writer.writerow(("image", "caption"))
+        writer.writerows((f"img{i}.jpg", text) for i, text in enumerate(texts))
+    with open(folder / f"captions.{fmt}", "ab") as f:
+        f.write(b"img0.jpg" + (b"\t" if fmt == "tsv" else b",") + b"x" * 5000 + b"\n")
+        f.write(b"img0.jpg" + (b"\t" if fmt == "tsv" else b",") + b"\xff\xfe\n")
+    skips = SkipLog(max_fraction=1.0)
+    samples = list(open_source(str(folder), holdout=0, skips=skips))
+    assert answers(samples) == texts
+    assert [s.id for s in samples] == [f"captions.{fmt}:{n}" for n in (2, 4, 5, 8)]
+    assert dict(skips.by_reason) == {"line too long": 1, "invalid UTF-8": 1}
 
 
 def test_a_csv_without_the_needed_columns_is_one_line_exit_2(tmp_path, capsys):

@@ -13,6 +13,7 @@ from transformers.video_utils import VideoMetadata
 
 from smvl.data import video as video_mod
 from smvl.data.collate import CollateOptions, Encoder
+from smvl.data.frames import video_prompt
 from smvl.data.jsonl import read_chat_file
 from smvl.data.lazy import decode
 from smvl.data.sample import BadSample, Sample
@@ -43,6 +44,34 @@ def test_a_variable_frame_rate_gives_each_frame_its_own_time(tmp_path):
     path = write_video(tmp_path / "vfr.mp4", frames=5, times=[0.0, 0.1, 0.5, 2.0, 2.2])
     video = load_video(path, sampling=VideoSampling(fps=10, max_frames=8))
     assert video.timestamps == pytest.approx([0.0, 0.1, 0.5, 2.0, 2.2])
+
+
+@pytest.mark.parametrize("suffix", ["mp4", "mkv", "ts"])
+def test_a_clip_that_starts_late_is_timed_from_its_first_frame(tmp_path, suffix):
+    """A stream starting at 30 s (a cut clip; every MPEG-TS file starts late): the prompt says "Frame from 00:00",
+    the duration is the clip's 2 s, and a 5 s limit does not refuse it."""
+    path = write_video(tmp_path / f"late.{suffix}", frames=20, fps=10, start=30.0)
+    video = load_video(path, sampling=VideoSampling(fps=4, max_frames=6), max_seconds=5)
+    assert video.timestamps == pytest.approx([0.0, 0.3, 0.7, 1.1, 1.5, 1.9])
+    assert video.duration == pytest.approx(2.0)
+    prompt = video_prompt(video, "<frame>")
+    assert "from a 0:00:02 [H:MM:SS] video" in prompt and "Frame from 00:00:<frame>" in prompt
+    assert "00:30" not in prompt
+
+
+def test_sampling_keeps_the_frames_smolvlm2_keeps():
+    """Which frames, not how many: the first and last of a short clip, a second skipped at both ends of a long one."""
+    assert video_mod.sample_indices(20, 10, 2.0, VideoSampling(fps=4, max_frames=6)) == [0, 3, 7, 11, 15, 19]
+    assert video_mod.sample_indices(1000, 10, 100.0, VideoSampling(fps=1, max_frames=6)) == [10, 206, 402, 598,
+                                                                                             794, 990]
+
+
+def test_subsampling_keeps_the_first_frame_and_spreads_the_rest(clip):
+    video = load_video(clip, sampling=VideoSampling(fps=10, max_frames=20))
+    fewer = video.subsample(4)
+    assert fewer.timestamps == pytest.approx([0.0, 0.6, 1.2, 1.9])  # frames 0, 6, 12, 19 of 20
+    assert torch.equal(fewer.frames, video.frames[[0, 6, 12, 19]])
+    assert video.subsample(1).timestamps == [0.0] and torch.equal(video.subsample(1).frames, video.frames[:1])
 
 
 def test_large_frames_are_decoded_down_to_the_processor_size(tmp_path):

@@ -17,8 +17,9 @@ def frame_pixels(i: int, width: int, height: int) -> np.ndarray:
 
 
 def write_video(path: Path, frames: int = 20, width: int = 64, height: int = 48, fps: int = 10,
-                times: list[float] | None = None) -> Path:
-    """An MPEG-4 clip; `times` (seconds per frame) gives a variable frame rate."""
+                times: list[float] | None = None, start: float = 0.0) -> Path:
+    """An MPEG-4 clip (in the container the suffix names); `times` (seconds per frame) gives a variable frame rate;
+    `start` is the first frame's presentation time, as in a clip cut from a longer video."""
     import av
 
     with av.open(str(path), "w") as c:
@@ -27,7 +28,7 @@ def write_video(path: Path, frames: int = 20, width: int = 64, height: int = 48,
         s.time_base = Fraction(1, 1000)
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(frame_pixels(i, width, height), format="rgb24")
-            frame.pts = round((times[i] if times else i / fps) * 1000)
+            frame.pts = round((start + (times[i] if times else i / fps)) * 1000)
             frame.time_base = Fraction(1, 1000)
             for p in s.encode(frame):
                 c.mux(p)

@@ -4,10 +4,11 @@ A video is a path (a file, or a folder of frame images), bytes, or a `data:video
 frame is decoded the container header is checked: a video stream must exist (an audio-only file is "no video
 stream"), its frame size must be under `MAX_FRAME_PIXELS` and its duration under `MAX_SECONDS`, and a file must be a
 regular file of at most `MAX_FILE_BYTES`. Frames are then chosen as SmolVLMVideoProcessor.sample_frames chooses them
-(at most `max_frames`, about `fps` per second, a second skipped at both ends of a long video) and decoded in one pass
-that stops at the last frame wanted. Timestamps come from each frame's own presentation time, so a variable frame
-rate gives the right times in the prompt. Frames larger than the processor's `longest` edge are scaled down while
-decoded (libswscale), as the processor would first do anyway; the shape the model sees is unchanged.
+(at most `max_frames`, about `fps` per second, a second skipped at both ends of a long video) and decoded in one
+pass that stops at the last frame wanted. Timestamps come from each frame's own presentation time, counted from the
+first frame as transformers counts them (a clip cut from 30 s in is "Frame from 00:00"), so a variable frame rate
+gives the right times in the prompt. Frames larger than the processor's `longest` edge are scaled down while decoded
+(libswscale), as the processor would first do anyway; the shape the model sees is unchanged.
 """
 
 from __future__ import annotations
@@ -199,14 +200,17 @@ def _decode(f, name: str, sampling: VideoSampling) -> Video:
             raise BadSample("no frames", f"{name}: the header gives no duration or frame count")
         wanted = set(sample_indices(total, fps, duration or total / fps, sampling))
         out_size = _decode_size(width, height, sampling.longest)
-        frames, times = [], []
+        frames, times, first = [], [], None
         try:
             for index, frame in enumerate(container.decode(stream)):
-                if frame.time is not None and frame.time > sampling.seconds_limit:
+                if first is None:
+                    first = frame.time or 0.0  # a cut clip or MPEG-TS may start at 30 s: time counts from here
+                shown = index / fps if frame.time is None else frame.time - first
+                if shown > sampling.seconds_limit:
                     raise BadSample("video too long", f"{name}: frames past {sampling.seconds_limit:g} s")
                 if index in wanted:
                     frames.append(frame.to_ndarray(format="rgb24", width=out_size[0], height=out_size[1]))
-                    times.append(float(frame.time or index / fps))
+                    times.append(float(shown))
                     if len(frames) == len(wanted):
                         break
         except av.error.FFmpegError as exc:
@@ -218,10 +222,14 @@ def _decode(f, name: str, sampling: VideoSampling) -> Video:
 
 
 def _duration(container, stream) -> float | None:
+    """Seconds from the first frame to the end, from the header. A stream's duration is its length; a container's
+    may be its end time instead (Matroska: 32 s for a 2 s clip starting at 30 s), so a start before it comes off."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     if container.duration:
-        return container.duration / 1_000_000  # av.time_base: microseconds
+        start = container.start_time if container.start_time and container.start_time > 0 else 0
+        length = container.duration - start if start < container.duration else container.duration
+        return length / 1_000_000  # av.time_base: microseconds
     return None
 
 

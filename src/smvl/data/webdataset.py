@@ -11,10 +11,13 @@ Bad input is counted, never fatal: a key without image or caption ("unpaired key
 member, bad UTF-8 or JSON, a corrupt image, and a shard that is not a tar or breaks off midway ("shard failed to
 read": the samples before the break are kept).
 
-Sharding over ranks and DataLoader workers: with at least as many shard files as readers, each reader takes whole
-files (every n-th) and never opens the others; with fewer, every reader streams every file and keeps every n-th
-sample, reading the bytes of its own samples only. A count hold-out (`holdout: 64`) is the first 64 samples of the
-first shard; a fraction hold-out is a stable hash of (seed, shard name, sample index).
+Sharding over ranks and DataLoader workers, each reader getting the same share of samples: of F shard files and n
+readers, the first F - F % n are dealt out whole (every n-th); the last F % n (all of them when F < n) are shared by
+sample. Each shared file's samples fall into n slices by index (index % n), and each reader takes F % n consecutive
+slices of them all, so it opens at most two shared files, and 3 shards over 2 readers give each 1.5 shards' worth,
+not 2 and 1 (the one-shard reader's samples would be seen twice as often in a run that cycles the readers). A count
+hold-out (`holdout: 64`) is the first 64 samples of the first shard; a fraction hold-out is a stable hash of (seed,
+shard name, sample index).
 """
 
 from __future__ import annotations
@@ -181,9 +184,20 @@ class _Plan:
     def __init__(self, files: list[Path], split: str, holdout: float, seed: int, shard: tuple[int, int]):
         self.split, self.holdout, self.seed = split, holdout, seed
         self.position, self.stride = shard
-        self.by_file = len(files) >= self.stride
-        self.files = [(n, f) for n, f in enumerate(files) if not self.by_file or n % self.stride == self.position]
-        self.kept = 0
+        self.whole = len(files) - len(files) % self.stride  # dealt out whole; the rest are shared by sample
+        self.shared = len(files) - self.whole
+        self.files = [(n, f) for n, f in enumerate(files)
+                      if (n % self.stride == self.position if n < self.whole else self._touches(n - self.whole))]
+
+    def _slice(self, shared_no: int, index: int) -> int:
+        """Shared file j's samples fall in `stride` slices by index; slice j*stride + index % stride of all
+        `shared * stride`, taken `shared` at a time in order, so each reader gets the same share and opens at most
+        two shared files."""
+        return shared_no * self.stride + index % self.stride
+
+    def _touches(self, shared_no: int) -> bool:
+        first, last = self._slice(shared_no, 0), self._slice(shared_no, self.stride - 1)
+        return first // self.shared <= self.position <= last // self.shared
 
     def is_test(self, file_no: int, name: str, index: int) -> bool:
         if self.holdout >= 1:
@@ -193,10 +207,9 @@ class _Plan:
     def keep(self, file_no: int, name: str, index: int) -> bool:
         if self.is_test(file_no, name, index) != (self.split == "test"):
             return False
-        if self.by_file:
+        if file_no < self.whole:
             return True
-        self.kept += 1
-        return (self.kept - 1) % self.stride == self.position
+        return self._slice(file_no - self.whole, index) // self.shared == self.position
 
     def done(self, file_no: int, index: int) -> bool:
         """A count hold-out's test split ends inside the first shard: the other shards are never opened."""
