@@ -16,7 +16,7 @@ from smvl.data.collate import IGNORE, CollateOptions, Encoder, apply_image_polic
 from smvl.data.pixels import normalise_on_model
 from smvl.data.sample import BadSample, Sample
 from smvl.data.skips import SkipLog
-from smvl.data.stream import BatchStream
+from smvl.data.stream import IMAGES_LEFT_OUT, BatchStream
 from smvl.data.turns import TurnMarks
 
 
@@ -362,3 +362,22 @@ def test_property_truncation_keeps_blocks_and_prompts_whole_and_labels_aligned(
     if enc.tiles != [encoder.grid(i, encoder.size) for i in kept.images]:
         assert first_turn_needs(encoder.size) > max_length
     assert enc.truncated == (count < len(answers) or len(ids) < len(whole_ids))
+
+
+def test_images_first_counts_the_images_it_leaves_out_of_a_multi_image_sample(processor):
+    three = vqa(images=3)
+    assert Encoder(processor, CollateOptions(images="first"))(three).images_left_out == 2
+    assert Encoder(processor, CollateOptions(images="all", max_images=3))(three).images_left_out == 0
+    assert Encoder(processor, CollateOptions(images="first"))(vqa(images=1)).images_left_out == 0
+
+
+def test_a_stream_counts_the_images_images_first_leaves_out_in_the_runs_table(processor):
+    encoder = Encoder(processor, CollateOptions(images="first"))
+    samples = [vqa(images=3, sid="three"), vqa(sid="one"), vqa(images=2, sid="two")]
+    skips = SkipLog(max_fraction=1.0)
+    list(BatchStream(lambda epoch, shard: samples, encoder, 2, encoder.options, epochs=1, skips=skips,
+                     group_by_length=False))
+    assert not skips.by_reason and "kept, but images left out (data.images: first keeps one a sample): 3" in skips.table()
+    total = SkipLog()
+    total.merge(skips.drain())  # as a DataLoader worker's counts come home
+    assert total.notes == {IMAGES_LEFT_OUT: 3}

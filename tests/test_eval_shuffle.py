@@ -57,3 +57,28 @@ def test_image_key_is_the_pixels():
     assert image_key([red]) != image_key([Image.new("RGB", (8, 9), (255, 0, 0))])
     assert image_key([red]) != image_key([Image.new("RGB", (8, 8), (254, 0, 0))])
     assert image_key([red, red]) != image_key([red])
+
+
+def test_the_model_is_shown_the_images_of_the_sample_it_is_said_to_be_shuffled_from(tmp_path, monkeypatch):
+    """The pairing is only half of it: the pixels handed to generation must be the named partner's, in order."""
+    from smvl.data.sample import Sample
+    from smvl.eval import evaluate
+    from smvl.eval.cache import PredictionCache
+
+    def colours(model, processor, prompts, images, videos=None, **options):
+        return [",".join(str(im.getpixel((0, 0))) for im in shown) for shown in images]
+
+    def sample(k: int, count: int) -> Sample:
+        images = [Image.new("RGB", (8, 8), (10 * k, n, 7)) for n in range(count)]
+        messages = [{"role": "user", "content": [{"type": "image"}] * count + [{"type": "text", "text": "颜色？"}]},
+                    {"role": "assistant", "content": "红"}]
+        return Sample(messages, images, id=f"q{k}")
+
+    monkeypatch.setattr(evaluate, "generate_batch", colours)
+    samples = [sample(k, 1 if k < 5 else 2) for k in range(8)]
+    answers, partners = evaluate.predict(None, None, samples, PredictionCache(tmp_path / "p.jsonl"), ["m"], 3, 0)
+    for i, s in enumerate(samples):
+        source = samples[partners[i]]  # what the report names as `shuffled_from`
+        assert answers[i, "shuffled_images"] == colours(None, None, [], [source.images])[0]
+        assert answers[i, "with_images"] == colours(None, None, [], [s.images])[0]
+        assert answers[i, "blank_images"] == ",".join(["(0, 0, 0)"] * len(s.images))

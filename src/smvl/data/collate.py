@@ -7,12 +7,20 @@ Truncation (`truncate.py`) never cuts a prompt or an image block: when a sample 
 are dropped while more than one is left, then the last answer is shortened from its end (keeping at least
 `min_answer_tokens` of it, or all of a shorter one); only if the first turn's prompt and images still leave no room
 are the images re-tiled with fewer tiles (if `retile`) and every turn tried again. A sample that still does not
-fit, or whose text contains a marker token, is rejected with BadSample and counted by the caller.
+fit, or whose text contains a marker or control token, is rejected with BadSample and counted by the caller.
+
+Control tokens (the tokenizer's special tokens: `<|endoftext|>`, `<|im_start|>`, ...) written in a message's text
+are refused, not escaped: the tokenizer would turn them into the control token itself (an answer that stops, or a
+user text that opens a turn of its own), and learning them as literal characters would teach the model to print
+them. In chat data they are leaks (template text pasted into a field, documents joined at their eos), so the
+sample is skipped and counted ("control token in text"), as tiktoken refuses them by default; non-special added
+tokens such as Qwen3's `<think>` are content and stay.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -65,6 +73,7 @@ class Encoded:
     tiles: list[tuple[int, int]] = field(default_factory=list)  # (rows, cols) per image
     truncated: bool = False  # turns dropped or the last answer shortened (re-tiling shows in `tiles`)
     id: str = ""
+    images_left_out: int = 0  # images `images: first` dropped from a multi-image sample (its questions still train)
 
     @property
     def image_tokens(self) -> int:
@@ -78,6 +87,10 @@ class Encoded:
 
 
 def apply_image_policy(sample: Sample, policy: str, max_images: int) -> Sample:
+    """`all`: the sample, or BadSample past max_images. `first`: the sample with its first image only, as the
+    reference recipe trains; the encoder counts the images left out (`Encoded.images_left_out`) so that `smvl data
+    inspect` can say how much of a source this hides. Kept rather than skipped: the_cauldron has whole multi-image
+    subsets, and skipping them would stop a run under the reference policy at its skip limit."""
     if len(sample.images) <= (1 if policy == "first" else max_images):
         return sample
     if policy == "all":
@@ -127,6 +140,11 @@ class Encoder:
         markers = (p.image_token, p.fake_image_token, p.global_image_token, getattr(p, "video_token", None),
                    self.marks.header, self.marks.end)
         self.markers = [m for m in dict.fromkeys(markers) if m]
+        control = set(self.tok.all_special_tokens) | {t.content for t in self.tok.added_tokens_decoder.values()
+                                                      if t.special}
+        # Longest first, so that a token containing another is reported as itself.
+        self._forbidden = re.compile("|".join(map(re.escape, sorted(set(self.markers) | control, key=len,
+                                                                     reverse=True))))
         self.size = processor.image_processor.size["longest_edge"]
         self.tile = processor.image_processor.max_image_size["longest_edge"]
         self.tiler = FastTiler(processor.image_processor)
@@ -195,12 +213,14 @@ class Encoder:
     def _check_text(self, sample: Sample) -> None:
         """Marker text in a message would be tokenised as the marker itself: a literal image token becomes a block
         with no image behind it (the layout runs out of tiles), the other image markers would carry loss under
-        labels=all, and a header or turn end would move where answers start or stop."""
+        labels=all, and a header or turn end would move where answers start or stop. Any other control token is
+        refused too (see the module's docstring)."""
         for m in sample.messages:
-            text = text_of(m)
-            for marker in self.markers:
-                if marker in text:
-                    raise BadSample("marker token in text", f"{marker!r} in a {m['role']} message")
+            found = self._forbidden.search(text_of(m))
+            if found:
+                token = found.group()
+                reason = "marker token in text" if token in self.markers else "control token in text"
+                raise BadSample(reason, f"{token!r} in a {m['role']} message")
 
     def grid(self, image, size: int) -> tuple[int, int]:
         _, rows, cols = self.processor.image_processor.get_number_of_image_patches(
@@ -225,12 +245,15 @@ class Encoder:
                 grids += [(0, 0)] * len(tiles)
         return Layout(*self.layout(messages, grids, videos), items, grids, size)
 
-    def __call__(self, sample: Sample) -> Encoded:
+    def __call__(self, sample: Sample, pixels: bool = True) -> Encoded:
+        """`pixels=False`: ids, labels and grids without tiles, so images need only their sizes (a resume walking
+        past trained batches, `BatchStream.skipping`)."""
         with self.timer.stage("tokenise"):
-            return self._encode(sample)
+            return self._encode(sample, pixels)
 
-    def _encode(self, sample: Sample) -> Encoded:
+    def _encode(self, sample: Sample, pixels: bool = True) -> Encoded:
         o = self.options
+        given = len(sample.images)
         sample = apply_image_policy(sample, o.images, o.max_images)
         answers = [i for i, m in enumerate(sample.messages) if m["role"] == "assistant"]
         if not answers:
@@ -249,10 +272,12 @@ class Encoder:
                 except BadSample as exc:
                     too_long = exc
                     continue
-                return self._finish(sample.id, layout)
+                enc = self._finish(sample.id, layout, pixels)
+                enc.images_left_out = given - len(sample.images)
+                return enc
         raise too_long
 
-    def _finish(self, sid: str, layout: Layout) -> Encoded:
+    def _finish(self, sid: str, layout: Layout, pixels: bool = True) -> Encoded:
         ids, kinds, images, grids = layout.ids, layout.kinds, layout.images, layout.grids
         if self.options.labels == "assistant":
             labels = [t if k == "answer" else IGNORE for t, k in zip(ids, kinds)]
@@ -262,7 +287,7 @@ class Encoder:
         labels = [IGNORE if t == pad_id and k != "answer" else lab for t, k, lab in zip(ids, kinds, labels)]
         labels[0] = IGNORE  # nothing precedes it, so nothing predicts it (and Trainer's token count agrees)
         enc = Encoded(ids, labels, kinds, tiles=grids, truncated=layout.truncated, id=sid)
-        if images:
+        if images and pixels:
             with self.timer.stage("resize/tile"):
                 got = self._tiles(enc, images, layout.size)
             if got != grids:

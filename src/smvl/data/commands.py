@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from smvl.errors import UserError
 
+BUILT_IN = ("synthetic", "synthetic-video")  # generated sources: inspected with the tiny preset by default
+
 
 def processor_for(args) -> tuple[object, str]:
-    """(processor, what it is). Default: the real pair the shipped configs train, for any source but the synthetic
-    set (which the tiny preset trains on): the figures exist to plan max_length for the real run."""
+    """(processor, what it is). Default: the real pair the shipped configs train, for any source but the built-in
+    sets (which the tiny preset trains on, and which need nothing downloaded): the figures exist to plan max_length
+    for the real run."""
     from transformers import AutoProcessor
 
     from smvl.splice.presets import REAL_DEFAULT, get_preset
@@ -23,7 +26,7 @@ def processor_for(args) -> tuple[object, str]:
     if args.vision:
         processor, what = pair_processor(args.vision, args.text)
         return processor, f"processor of a splice of {args.vision} + {args.text}: {what}"
-    name = args.preset or ("tiny" if args.source == "synthetic" else REAL_DEFAULT)
+    name = args.preset or ("tiny" if args.source in BUILT_IN else REAL_DEFAULT)
     try:
         preset = get_preset(name)
     except ValueError as exc:
@@ -72,8 +75,9 @@ def register(sub) -> None:
     p.add_argument("source", help="synthetic | file.jsonl | file.json | cauldron folder | cauldron:<subsets> | caption "
                                    "folder | shards/{000000..000099}.tar | modelscope:<owner>/<name> | a + b mixture")
     p.add_argument("--model", help="a model folder or hub id whose processor to use")
-    p.add_argument("--preset", help="a named source pair (default: the tiny preset for `synthetic`, else the real "
-                                    "pair the shipped configs train, smolvlm2-256m+qwen3-0.6b)")
+    p.add_argument("--preset", help="a named source pair (default: the tiny preset for `synthetic` and "
+                                    "`synthetic-video`, else the real pair the shipped configs train, "
+                                    "smolvlm2-256m+qwen3-0.6b)")
     p.add_argument("--vision", help="with --text: the processor a splice of these sources would get")
     p.add_argument("--text")
     p.add_argument("--max-length", type=int, default=TRAIN_MAX_LENGTH,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 
 from smvl.data.collate import IGNORE, CollateOptions, Encoded, Encoder, collate
@@ -47,21 +48,37 @@ def render(enc: Encoded, processor) -> str:
     return "".join(out)
 
 
+def source_shares(drawn: Counter, rows: int = 12) -> list[str]:
+    """The realised share of each source among the samples drawn (a mixture's weights are what was asked for)."""
+    total = sum(drawn.values())
+    lines = ["samples drawn per source:", f"  {'source':<40} {'count':>7} {'share':>7}"]
+    lines += [f"  {name:<40} {n:>7} {n / total:>7.1%}" for name, n in drawn.most_common(rows)]
+    if len(drawn) > rows:
+        lines.append(f"  ... {len(drawn) - rows} more sources, {sum(n for _, n in drawn.most_common()[rows:])} "
+                     "samples")
+    return lines if total else []
+
+
 def inspect(spec: str, processor, max_length: int, limit: int, options: dict, seed: int = 0) -> str:
     skips = SkipLog(max_fraction=1.0)
     full = Encoder(processor, CollateOptions(max_length=10**9, retile=False))
     capped = Encoder(processor, replace(full.options, max_length=max_length, retile=True))
     image_tokens, text_tokens, totals = [], [], []
     truncated = retiled = dropped = 0
+    drawn: Counter[str] = Counter()
+    multi_image = images_left_out = 0
     first = None
     for n, sample in enumerate(open_source(spec, skips=skips, seed=seed, max_samples=limit, **options)):
         if n >= limit:
             break
+        drawn[sample.source or "(unnamed)"] += 1
         try:
             enc = full(sample)
         except BadSample as exc:  # bad at any length (marker text, say): training would skip it the same way
             skips.skip(sample.id, exc.reason)
             continue
+        multi_image += enc.images_left_out > 0
+        images_left_out += enc.images_left_out
         image_tokens.append(enc.image_tokens)
         text_tokens.append(len(enc.input_ids) - enc.image_tokens)
         totals.append(len(enc.input_ids))
@@ -72,11 +89,15 @@ def inspect(spec: str, processor, max_length: int, limit: int, options: dict, se
             first = first or cut
         except BadSample:
             dropped += 1
-    lines = [f"source: {spec}", f"samples read: {len(totals)}", skips.table(), "",
+    lines = [f"source: {spec}", f"samples read: {len(totals)}", skips.table(), *source_shares(drawn), "",
              "total tokens per sample:", *histogram(totals), "image tokens per sample:", *histogram(image_tokens),
              "text tokens per sample:", *histogram(text_tokens), "",
              f"at max_length {max_length}: {truncated} truncated (turns or answer cut), {retiled} re-tiled, "
              f"{dropped} dropped"]
+    if multi_image:
+        lines.append(f"images: first (training's default) keeps one image: {multi_image} multi-image samples lose "
+                     f"{images_left_out} images while all their questions train (data.images: all keeps up to "
+                     f"data.max_images)")
     if first is not None:
         lines += ["", f"sample {first.id} (loss on 【...】):", render(first, processor)]
     return "\n".join(lines)
