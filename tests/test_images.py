@@ -174,3 +174,41 @@ def test_formats_outside_the_allow_list_are_never_parsed(monkeypatch):
         load_image(ppm)
     for fmt in ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"):
         assert load_image(png(Image.new("RGB", (4, 4)), fmt)).size == (4, 4)
+
+
+def quadrants(width: int, height: int) -> Image.Image:
+    """Red, green / blue, white quadrants: any turn or flip moves a colour to another corner."""
+    a = np.zeros((height, width, 3), np.uint8)
+    a[: height // 2, : width // 2] = (255, 0, 0)
+    a[: height // 2, width // 2 :] = (0, 255, 0)
+    a[height // 2 :, : width // 2] = (0, 0, 255)
+    a[height // 2 :, width // 2 :] = (255, 255, 255)
+    return Image.fromarray(a)
+
+
+def corners(image: Image.Image) -> list[tuple[int, ...]]:
+    """Each quadrant's centre colour, rounded to 0/255 (JPEG blurs the edges, not the centres)."""
+    w, h = image.size
+    points = [(w // 4, h // 4), (3 * w // 4, h // 4), (w // 4, 3 * h // 4), (3 * w // 4, 3 * h // 4)]
+    return [tuple(255 * (c > 127) for c in image.getpixel(p)) for p in points]
+
+
+@pytest.mark.parametrize("draft", [False, True])
+def test_a_phone_photo_stored_sideways_comes_out_upright(draft):
+    """EXIF Orientation 6 (turn 90 degrees clockwise to show): decoded as shown, as transformers' load_image does;
+    the reduced-size JPEG decode is asked with the upright size and still used."""
+    upright = quadrants(64, 256)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation
+    buf = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(buf, format="JPEG", exif=exif.tobytes(), quality=95)  # 256x64
+    asked = []
+
+    def quarter(width, height):
+        asked.append((width, height))
+        return width // 4, height // 4
+
+    out = load_image(buf.getvalue(), draft=quarter if draft else None)
+    assert out.size == ((16, 64) if draft else (64, 256))
+    assert asked == ([(64, 256)] if draft else [])
+    assert corners(out) == [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)]

@@ -20,9 +20,10 @@ import re
 import stat
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 from smvl.data.sample import BadSample
 
@@ -128,6 +129,11 @@ def _from_string(text: str, base_dir: Path | None) -> Image.Image:
     return _from_path(path)
 
 
+class ImageSize(NamedTuple):
+    width: int
+    height: int
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode to RGB: alpha composited on white, 16-bit and float scaled to 8 bits, CMYK converted."""
     if image.mode == "RGB":
@@ -147,12 +153,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(obj, base_dir: str | Path | None = None, max_pixels: int = MAX_PIXELS, draft=None) -> Image.Image:
-    """A PIL image, bytes, {"bytes", "path"} dict, data URI / base64 string, or path -> RGB, or BadSample.
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1: as stored) read from the header; a broken EXIF block is metadata, not a reason to
+    drop the pixels, so it reads as 1."""
+    try:
+        return int(image.getexif().get(ExifTags.Base.Orientation, 1))
+    except Exception:  # noqa: BLE001 - PIL's EXIF parsing raises many types on a malformed block
+        return 1
 
-    `draft(width, height)` -> (width, height) or None: the size a JPEG may be decoded at (PIL `draft`, which
-    decodes at 1/2, 1/4 or 1/8 scale, never below the size asked), for a consumer that would shrink it anyway
-    (`smvl.data.tiles.FastTiler.decode_size`)."""
+
+def _opened(obj, base_dir: str | Path | None, max_pixels: int, draft,
+            header_only: bool = False) -> tuple[Image.Image, int]:
+    """The image opened (PIL has read its header), checked against the cap and drafted, and its EXIF orientation."""
     base = Path(base_dir) if base_dir is not None else None
     if isinstance(obj, Image.Image):
         image = obj
@@ -176,14 +188,41 @@ def load_image(obj, base_dir: str | Path | None = None, max_pixels: int = MAX_PI
         raise BadSample("empty image", f"{width}x{height}")
     if width * height > max_pixels:
         raise BadSample("image too large", f"{width}x{height} is over the {max_pixels:,}-pixel cap")
+    # A PNG's EXIF may follow its pixels, where Pillow finds it only by decoding: from the header alone, only an
+    # EXIF chunk ahead of the pixels counts.
+    header_png = header_only and image.format == "PNG" and "exif" not in image.info
+    orientation = 1 if header_png else _orientation(image)
+    turned = orientation in (5, 6, 7, 8)  # shown a quarter turn round: the upright image is height x width
     if draft is not None and image.format == "JPEG":
-        size = draft(width, height)
+        size = draft(height, width) if turned else draft(width, height)
         if size is not None:
-            image.draft("RGB", size)
+            image.draft("RGB", size[::-1] if turned else size)  # draft takes the stored orientation
+    return image, orientation
+
+
+def image_size(obj, base_dir: str | Path | None = None, max_pixels: int = MAX_PIXELS, draft=None) -> ImageSize:
+    """The size `load_image` gives (upright, drafted) or its BadSample for a missing, unreadable, unsupported or
+    oversized image, from the header alone: nothing decoded (a resume passing trained batches,
+    `smvl.data.stream.BatchStream.skipping`), so flaws in the pixel data go unseen."""
+    image, orientation = _opened(obj, base_dir, max_pixels, draft, header_only=True)
+    width, height = image.size
+    return ImageSize(height, width) if orientation in (5, 6, 7, 8) else ImageSize(width, height)
+
+
+def load_image(obj, base_dir: str | Path | None = None, max_pixels: int = MAX_PIXELS, draft=None) -> Image.Image:
+    """A PIL image, bytes, {"bytes", "path"} dict, data URI / base64 string, or path -> RGB, or BadSample.
+
+    `draft(width, height)` -> (width, height) or None: the size a JPEG may be decoded at (PIL `draft`, which
+    decodes at 1/2, 1/4 or 1/8 scale, never below the size asked), for a consumer that would shrink it anyway
+    (`smvl.data.tiles.FastTiler.decode_size`), asked with the upright size. An EXIF orientation is applied, as
+    transformers' `load_image` applies it: a phone photo stored sideways comes out upright."""
+    image, orientation = _opened(obj, base_dir, max_pixels, draft)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()  # here, so truncated data fails now and not in a DataLoader worker later
+            if orientation in range(2, 9):
+                image = ImageOps.exif_transpose(image)  # upright, as transformers' load_image makes a phone photo
             return to_rgb(image)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise BadSample("image too large", str(exc)) from exc

@@ -25,6 +25,44 @@ def pack(batch: list[Encoded]) -> dict[str, torch.Tensor | int]:
             "max_length_q": max(lengths), "max_length_k": max(lengths), **image_tensors(batch)}
 
 
+class RowPacker:
+    """Rows of at most `budget` tokens, filled first-fit from up to `open_rows` open rows: a row one sample leaves
+    short is topped up by later samples instead of going out near-empty (packing each `batch_size` samples on their
+    own left such a row every round: 58% mean fill at batch 16, budget 4,096, samples of 200-400 tokens; ~97% so).
+    A row goes out when a sample fits no open row and all are open: the fullest makes way. Samples go in the order
+    given: sorting them here would make rows of one length, and on the synthetic sets length names the question type
+    (README, "Batches"). A sample of at least `budget` tokens gets a row alone, at once."""
+
+    def __init__(self, budget: int, open_rows: int = 4):
+        self.budget, self.open_rows = budget, open_rows
+        self.rows: list[list[Encoded]] = []
+        self.room: list[int] = []
+
+    def add(self, e: Encoded) -> list[list[Encoded]]:
+        """The row `e` completes, if any: `[]` or one row."""
+        n = len(e.input_ids)
+        if n >= self.budget:
+            return [[e]]
+        for i, free in enumerate(self.room):
+            if n <= free:
+                self.rows[i].append(e)
+                self.room[i] -= n
+                return []
+        done = []
+        if len(self.rows) >= self.open_rows:
+            fullest = self.room.index(min(self.room))
+            self.room.pop(fullest)
+            done.append(self.rows.pop(fullest))
+        self.rows.append([e])
+        self.room.append(self.budget - n)
+        return done
+
+    def flush(self) -> list[list[Encoded]]:
+        """The open rows, oldest first (at the end of the samples)."""
+        rows, self.rows, self.room = self.rows, [], []
+        return rows
+
+
 def budget_batches(items: list[Encoded], budget: int) -> list[list[Encoded]]:
     """Rows of at most `budget` tokens, first-fit decreasing (a sample longer than the budget gets a row alone)."""
     rows: list[list[Encoded]] = []

@@ -21,6 +21,7 @@ class SkipLog:
         self.seen = 0
         self.by_reason: Counter[str] = Counter()
         self.examples: dict[str, list[str]] = defaultdict(list)
+        self.notes: Counter[str] = Counter()  # kept samples that lost something (e.g. images under `images: first`)
 
     @property
     def skipped(self) -> int:
@@ -32,6 +33,10 @@ class SkipLog:
     def skip(self, sample_id: str, reason: str) -> None:
         self.seen += 1
         self.reject(sample_id, reason)
+
+    def note(self, what: str, count: int = 1) -> None:
+        """Something a kept sample lost, counted for the table; it never stops a run."""
+        self.notes[what] += count
 
     def skip_many(self, what: str, reason: str, count: int) -> None:
         """`count` samples lost at once (an unreadable file's rows), under one example id."""
@@ -61,11 +66,11 @@ class SkipLog:
     @contextmanager
     def paused(self):
         """Counts made inside are forgotten: for a look-ahead at samples that will be read (and counted) again."""
-        saved = self.seen, Counter(self.by_reason), {k: list(v) for k, v in self.examples.items()}
+        saved = self.seen, Counter(self.by_reason), {k: list(v) for k, v in self.examples.items()}, Counter(self.notes)
         try:
             yield
         finally:
-            self.seen, self.by_reason = saved[0], saved[1]
+            self.seen, self.by_reason, self.notes = saved[0], saved[1], saved[3]
             self.examples = defaultdict(list, saved[2])
 
     def detach(self) -> None:
@@ -76,17 +81,19 @@ class SkipLog:
         self.seen = 0
         self.by_reason.clear()
         self.examples.clear()
+        self.notes.clear()
 
     def drain(self) -> dict:
         """What was counted since the last drain, as plain data (it crosses process boundaries)."""
         delta = {"seen": self.seen, "by_reason": dict(self.by_reason),
-                 "examples": {k: list(v) for k, v in self.examples.items()}}
+                 "examples": {k: list(v) for k, v in self.examples.items()}, "notes": dict(self.notes)}
         self.detach()
         return delta
 
     def merge(self, delta: dict, check: bool = True) -> None:
         self.seen += delta["seen"]
         self.by_reason.update(delta["by_reason"])
+        self.notes.update(delta.get("notes", {}))
         for reason, ids in delta["examples"].items():
             kept = self.examples[reason]
             kept.extend(ids[: self.keep_ids - len(kept)])
@@ -95,8 +102,10 @@ class SkipLog:
 
     def table(self) -> str:
         if not self.by_reason:
-            return f"no samples skipped ({self.seen} seen)"
-        rows = [f"skipped {self.skipped} of {self.seen} samples:", f"  {'reason':<32} {'count':>7}  first ids"]
-        for reason, n in self.by_reason.most_common():
-            rows.append(f"  {reason:<32} {n:>7}  {', '.join(self.examples[reason])}")
+            rows = [f"no samples skipped ({self.seen} seen)"]
+        else:
+            rows = [f"skipped {self.skipped} of {self.seen} samples:", f"  {'reason':<32} {'count':>7}  first ids"]
+            for reason, n in self.by_reason.most_common():
+                rows.append(f"  {reason:<32} {n:>7}  {', '.join(self.examples[reason])}")
+        rows += [f"kept, but {what}: {n}" for what, n in self.notes.most_common()]
         return "\n".join(rows)

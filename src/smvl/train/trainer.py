@@ -34,12 +34,14 @@ class StreamTrainer(Trainer):
     computed at labelled positions only (`loss_chunk` rows of logits at a time) unless `loss_chunk` is None."""
 
     def __init__(self, *args, train_stream, eval_stream, guard: GuardCallback, num_workers: int = 0,
-                 loss_chunk: int | None = None, lrs: dict[str, float] | None = None, **kwargs):
+                 loss_chunk: int | None = None, lrs: dict[str, float] | None = None, text_eval_stream=None,
+                 **kwargs):
         super().__init__(*args, train_dataset=train_stream, eval_dataset=eval_stream, callbacks=[
             checkpoints.MarkCompleteCallback(), guard], **kwargs)
         self.train_stream, self.eval_stream, self.num_workers = train_stream, eval_stream, num_workers
+        self.text_eval_stream = text_eval_stream
         self.loss_chunk, self.guard, self.lrs = loss_chunk, guard, lrs or {}
-        self._seen = {"samples": 0, "tokens": 0, "since": time.perf_counter()}
+        self._seen = self.fresh_counts()
         inner = unwrap(self.model).model
         self._image_path_trains = any(p.requires_grad for m in (inner.connector, inner.vision_model)
                                       for p in m.parameters())
@@ -49,20 +51,29 @@ class StreamTrainer(Trainer):
             self.optimizer = with_component_lrs(super().create_optimizer(model), unwrap(self.model), self.lrs)
         return self.optimizer
 
+    @staticmethod
+    def fresh_counts() -> dict:
+        return {"samples": 0, "tokens": 0, "batches": 0, "since": time.perf_counter()}
+
     def training_step(self, model, inputs, num_items_in_batch=None):
         merge_worker_skips(inputs, self.train_stream.skips)
         self._seen["samples"] += batch_samples(inputs)
         self._seen["tokens"] += batch_tokens(inputs)
+        self._seen["batches"] += 1
         return super().training_step(model, inputs, num_items_in_batch)
 
     def log(self, logs, start_time=None):
         """Training logs also carry this process's samples/s and tokens/s since the last log: with packing a step
-        holds a varying number of samples, so steps/s alone says little."""
+        holds a varying number of samples, so steps/s alone says little. Under a token budget, `pack_fill` too:
+        the share of the budget the rows filled."""
         if "loss" in logs and self._seen["samples"]:
             seconds = time.perf_counter() - self._seen["since"]
             logs["samples_per_s"] = round(self._seen["samples"] / seconds, 3)
             logs["tokens_per_s"] = round(self._seen["tokens"] / seconds, 1)
-            self._seen = {"samples": 0, "tokens": 0, "since": time.perf_counter()}
+            budget = self.train_stream.token_budget
+            if budget:
+                logs["pack_fill"] = round(self._seen["tokens"] / (self._seen["batches"] * budget), 3)
+            self._seen = self.fresh_counts()
         super().log(logs, start_time)
 
     def _get_grad_norm(self, model, grad_norm=None):
@@ -100,8 +111,22 @@ class StreamTrainer(Trainer):
     def get_train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_stream, batch_size=None, num_workers=self.num_workers)
 
+    def get_resumed_dataloader(self, dataloader: DataLoader, num_batches: int) -> DataLoader:
+        """The stream passes the batches trained before the checkpoint itself, from token counts alone
+        (`BatchStream.skipping`): the Trainer's way, fetching and dropping them, decoded and tiled every image of
+        the run so far again."""
+        return DataLoader(self.train_stream.skipping(num_batches), batch_size=None, num_workers=self.num_workers)
+
     def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
-        return DataLoader(self.eval_stream, batch_size=None)
+        return DataLoader(eval_dataset if eval_dataset is not None else self.eval_stream, batch_size=None)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        """The held-out loss (`eval_loss`, what best-model tracking reads) and, with a text-only source, its
+        held-out text loss (`eval_text_loss`): whether mixing text in keeps the LLM's language."""
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        if eval_dataset is None and self.text_eval_stream is not None:
+            metrics.update(super().evaluate(self.text_eval_stream, ignore_keys, f"{metric_key_prefix}_text"))
+        return metrics
 
 
 def blank_image_features(model) -> torch.Tensor:
@@ -237,7 +262,7 @@ def run_stage(cfg: TrainConfig, stage: StageConfig, source: Path, stage_dir: Pat
     log("  " + format_counts(*count_params(model)))
     for line in group_lines(unwrap(model), stage.lr):
         log("  " + line)
-    train_stream, eval_stream = streams
+    train_stream, eval_stream, text_eval_stream = streams
     train_stream.keep_text_only = stage.recipe in TEXT_TRAINING
     if cfg.data.text_only and not train_stream.keep_text_only:
         log(f"  text-only samples are left out of this stage: they cannot change a frozen LLM ({stage.recipe})")
@@ -248,6 +273,7 @@ def run_stage(cfg: TrainConfig, stage: StageConfig, source: Path, stage_dir: Pat
         args=training_args(cfg, stage, stage_dir),
         train_stream=train_stream,
         eval_stream=eval_stream,
+        text_eval_stream=text_eval_stream,
         num_workers=cfg.data.num_workers,
         guard=GuardCallback(cfg.zero_grad_patience),
         loss_chunk=cfg.loss_chunk if cfg.labelled_loss else None,
