@@ -230,12 +230,16 @@ def text_only_file(path, n=40):
 def test_text_only_mixing_with_a_frozen_llm_trains_and_says_why(tmp_path, capsys):
     """One sample per step, half of them text-only: with the LLM frozen such a step has no gradient path (backward
     raised) and the preflight saw no image. Text-only samples are left out of such a stage, said once."""
-    text = text_only_file(tmp_path / "text.jsonl")
+    text = text_only_file(tmp_path / "text.jsonl", 70)
     final = train(quick(tmp_path, "conn", "--recipe", "connector", "--steps", "6", "--batch_size", "1",
                         "--eval_every", "6", "--save_every", "6", "--data.synthetic_test", "4",
                         "--data.text_only", str(text), "--data.text_only_ratio", "0.5"))
     assert (final / "config.json").is_file()
     assert capsys.readouterr().out.count("text-only samples are left out of this stage") == 1
+    # The text source's 64 held-out records are evaluated beside the images: does the LLM keep its text?
+    (text_loss,) = [h["eval_text_loss"] for h in history(tmp_path / "conn", "stage-1-connector")
+                    if "eval_text_loss" in h]
+    assert text_loss > 0
 
 
 def test_a_text_only_batch_still_gives_vision_and_connector_a_gradient(tiny_model, tmp_path):
@@ -252,7 +256,8 @@ def test_a_text_only_batch_still_gives_vision_and_connector_a_gradient(tiny_mode
     cfg = quick(tmp_path, "t", "--recipe", "full", "--labelled_loss", "true")
     stage = StageConfig(recipe="full", lr=1e-3, steps=1)
     processor = AutoProcessor.from_pretrained(tiny_model)
-    (train_stream, eval_stream), _ = build_streams(cfg, processor)
+    streams, _ = build_streams(cfg, processor)
+    train_stream, eval_stream = streams.train, streams.eval
     model = load_stage_model(tiny_model, stage, cfg, processor)
     trainer = StreamTrainer(model=model, args=training_args(cfg, stage, tmp_path / "s"), train_stream=train_stream,
                             eval_stream=eval_stream, guard=GuardCallback(20), loss_chunk=cfg.loss_chunk)

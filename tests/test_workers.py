@@ -31,7 +31,7 @@ def train_stream(root, processor, tmp_path, bad_fraction_cap="0.5"):
     cfg = load_config(None, ["--data.train", str(root), "--data.holdout", "0", "--data.eval", str(clean),
                              "--data.max_skip_fraction", bad_fraction_cap, "--batch_size", "4",
                              "--output_dir", str(tmp_path / "run")])
-    (train, _), _ = build_streams(cfg, processor)
+    train = build_streams(cfg, processor)[0].train
     train.epochs = 1
     return train
 
@@ -76,16 +76,6 @@ def test_train_stream_pickles_for_spawned_workers(folder, tiny_model, tmp_path):
     stream = train_stream(folder, AutoProcessor.from_pretrained(tiny_model), tmp_path)
     copy = pickle.loads(pickle.dumps(stream))
     assert consume(copy, 0) == consume(stream, 0) > 0
-
-
-def test_held_out_set_is_shared_out_over_ranks_in_equal_counts():
-    from smvl.train.data import HeldOut
-
-    samples = list(range(7))
-    shares = [HeldOut(samples, rank, 3)(0, (0, 1)) for rank in range(3)]
-    assert shares == [[0, 3, 6], [1, 4, 1], [2, 5, 2]]  # short shards repeat their own first sample
-    assert set().union(*shares) == set(samples)
-    assert HeldOut([0], 1, 2)(0, (0, 1)) == [0]  # fewer samples than ranks: a rank with none borrows
 
 
 def test_the_preflight_look_ahead_does_not_count_skips_twice(folder, tiny_model, tmp_path):

@@ -20,7 +20,7 @@ from smvl.splice.model import PROVENANCE
 from smvl.train import checkpoints, extend, tracking
 from smvl.train.config import TrainConfig
 from smvl.splice.presets import PRESETS
-from smvl.train.data import build_streams, collate_options, eval_samples, train_stream
+from smvl.train.data import build_streams, collate_options, eval_samples, require_training_records, train_stream
 from smvl.splice.recipes import RECIPES
 from smvl.train.trainer import run_stage
 
@@ -105,6 +105,7 @@ def validate_data(cfg: TrainConfig) -> None:
                 check_source(stage.train, d.subsets, d.weights)
             except (UserError, FileNotFoundError) as exc:
                 raise UserError(f"stage {i} train: {exc}") from None
+    require_training_records(cfg)
 
 
 def model_source(cfg: TrainConfig, out: Path, log) -> Path:
@@ -199,7 +200,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
             if stage.train:
                 log(f"stage {stage_dir.name} trains on {stage.train}")
             own = stage.train and stage.train != cfg.data.train
-            stage_streams = (train_stream(cfg, streams[0].encoder, skips, stage.train), streams[1]) if own else streams
+            stage_streams = streams._replace(train=train_stream(cfg, streams.train.encoder, skips, stage.train)) \
+                if own else streams
             run_stage(cfg, stage, current, stage_dir, processor, stage_streams, log)
         current = stage_dir / "final"
     log(all_ranks_skips(skips).table())
