@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch.set_num_threads(2)
 
 ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
+# torchrun as this interpreter's module: a venv used without activation has no `torchrun` on PATH.
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+pytest_plugins = ["ci_skips"]
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
-import pytest
 import torch
 from safetensors.torch import load_file
+
+from conftest import TORCHRUN
 
 BASE = ["--recipe", "full", "--lr", "1e-3", "--steps", "3", "--data.synthetic_train", "48",
         "--data.synthetic_test", "8", "--data.group_by_length", "false", "--final_eval", "false",
@@ -17,13 +17,12 @@ BASE = ["--recipe", "full", "--lr", "1e-3", "--steps", "3", "--data.synthetic_tr
 COMMON = [*BASE, "--grad_accum", "1"]
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 def test_two_processes_match_one(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = subprocess.run([sys.executable, "-m", "smvl", "train", *COMMON, "--batch_size", "4",
                           "--output_dir", str(tmp_path / "one")], env=env, capture_output=True, text=True)
     assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", "29517", "-m", "smvl", "train",
+    two = subprocess.run([*TORCHRUN, "--nproc_per_node", "2", "--master_port", "29517", "-m", "smvl", "train",
                           *COMMON, "--batch_size", "2", "--output_dir", str(tmp_path / "two")],
                          env=env, capture_output=True, text=True)
     assert two.returncode == 0, two.stderr[-3000:]
