@@ -51,7 +51,7 @@ def test_train_help_lists_every_key_with_type_default_and_comment(capsys):
     assert rows["eval_every"].split()[1:6] == ["int", "|", "None", "null", "default:"]
     assert rows["loss_chunk"].endswith("rows of logits at a time in labelled_loss (256 x 151,936 fp32 = 156 MB)")
     # a comment continued on the next line, and one written above its field
-    assert rows["data.pack_tokens"].endswith("(batch_size then only sizes the shuffle buffer); None: batch_size "
+    assert rows["data.pack_tokens"].endswith("(batch_size then only sizes the length-grouping buffer); None: batch_size "
                                              "samples per step")
     assert "auto: flash-attention-2 where installed" in rows["model.attn_implementation"]
 

@@ -7,9 +7,10 @@ set with the_cauldron's size mix (`bench/dataset.py`) and the real pair's proces
   (`data/tiles.py`), uint8 tiles in the batch: the model normalises them on its device (`data/pixels.py`), so
   that work is not in these timings.
 Both paths first encode the same samples once to show they agree (token counts, tile grids, pixel difference).
-After one untimed warm-up pass of each, timed runs alternate the two paths round by round; in-process runs use one torch
-thread, as a DataLoader worker does, and report the CPU time per stage. Rates are given per wall second and per CPU second: on a shared machine
-the wall clock also counts other programs' turns on the cores, the CPU clock only this work.
+After one untimed warm-up pass of each, timed runs alternate the two paths round by round, all in-process rounds before
+the worker rounds; in-process runs use one torch thread, as a DataLoader worker does, and report the CPU time per
+stage. Rates are given per wall second and per CPU second: on a shared machine the wall clock also counts other
+programs' turns on the cores, the CPU clock only this work.
 """
 
 from __future__ import annotations
@@ -71,8 +72,12 @@ def bench_data(folder: str, processor, samples: int, workers: list[int], repeats
     # forked from it.
     for fast in (False, True):
         bench_run(folder, processor, samples, 0, fast=fast)
-    for r in range(repeats):
-        for w in [0, *workers]:
+    # Every in-process round before the first worker run: forking a worker write-protects this process's whole heap
+    # (GBs, after the stock path's float tiles), and the next in-process run then took a page fault on every page it
+    # wrote (~1M faults, 0.8 s of system time for the stock path, 0.2 s for the fast one), so each later round's
+    # ratio depended on which path it ran first (x2.95-x4.12 in one run).
+    for w in [0, *workers]:
+        for r in range(repeats):
             for path in (("stock", "fast") if r % 2 == 0 else ("fast", "stock")):
                 runs[path, w].append(bench_run(folder, processor, samples, w, fast=path == "fast"))
     out = {"folder": folder, "samples": samples, "repeats": repeats, "paths": {}}

@@ -54,7 +54,7 @@ class DataConfig:
     group_by_length: bool | None = None
     packing: bool = True  # a batch is one padding-free row, each sample attending only to itself
     pack_tokens: int | None = None  # with packing: a step is the samples that fit in this many tokens (batch_size
-    # then only sizes the shuffle buffer); None: batch_size samples per step
+    # then only sizes the length-grouping buffer); None: batch_size samples per step
     num_workers: int = 0
     max_skip_fraction: float = 0.05
 
