@@ -2,9 +2,9 @@
 
 from transformers import AutoProcessor
 
-from smvl.data.collate import Encoder
-from smvl.data.skips import SkipLog
-from smvl.data.synthetic_video import ANSWER_CLASSES
+from smvl.data.batches.collate import Encoder
+from smvl.data.samples.skips import SkipLog
+from smvl.data.sources.synthetic_video import ANSWER_CLASSES
 from smvl.train.data import collate_options, train_stream
 from smvl.train.run import load_config
 

@@ -15,11 +15,11 @@ import yaml
 
 from caption_data import add, caption, jpeg, write_caption_folder, write_shards
 from smvl.cli import main
-from smvl.data import lines
-from smvl.data.captions import prompts
-from smvl.data.skips import SkipLog
+from smvl.data.sources import lines
+from smvl.data.sources.captions import prompts
+from smvl.data.samples.skips import SkipLog
 from smvl.data.sources import open_source
-from smvl.data.webdataset import expand_braces
+from smvl.data.sources.webdataset import expand_braces
 from smvl.errors import UserError
 
 

@@ -20,7 +20,7 @@ def test_think_styler_handles_tags_split_across_pieces():
 
 
 def test_trained_demo_answers_in_chinese(demo_run, capsys):
-    from smvl.data.synthetic import synthetic_samples
+    from smvl.data.sources.synthetic import synthetic_samples
 
     sample = synthetic_samples("test", 1, seed=7)[0]
     image = demo_run / "q.png"

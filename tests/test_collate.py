@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from smvl.data.collate import IGNORE, CollateOptions, Encoder, apply_image_policy, collate
-from smvl.data.pixels import normalise_on_model
-from smvl.data.sample import BadSample, Sample
-from smvl.data.skips import SkipLog
-from smvl.data.stream import IMAGES_LEFT_OUT, BatchStream
-from smvl.data.turns import TurnMarks
+from smvl.data.batches.collate import IGNORE, CollateOptions, Encoder, apply_image_policy, collate
+from smvl.data.batches.pixels import normalise_on_model
+from smvl.data.samples.sample import BadSample, Sample
+from smvl.data.samples.skips import SkipLog
+from smvl.data.batches.stream import IMAGES_LEFT_OUT, BatchStream
+from smvl.data.batches.turns import TurnMarks
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from PIL import Image
 from transformers import AutoProcessor
 
 from smvl.cli import main
-from smvl.data.collate import Encoder
-from smvl.data.sample import BadSample, Sample
+from smvl.data.batches.collate import Encoder
+from smvl.data.samples.sample import BadSample, Sample
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from smvl.cli import main
-from smvl.data.mixing import mix_text_only, parse_weights, weighted_interleave
-from smvl.data.sample import Sample
-from smvl.data.skips import SkipLog, TooManySkipped
+from smvl.data.sources.mixing import mix_text_only, parse_weights, weighted_interleave
+from smvl.data.samples.sample import Sample
+from smvl.data.samples.skips import SkipLog, TooManySkipped
 from smvl.data.sources import open_source
 from smvl.errors import UserError
 
@@ -198,7 +198,7 @@ def test_shards_are_disjoint_and_cover_the_split(cauldron, tmp_path):
 
 
 def test_count_holdout_stops_reading_early(cauldron, monkeypatch):
-    import smvl.data.cauldron as cauldron_module
+    import smvl.data.sources.cauldron as cauldron_module
 
     decoded = []
     real = cauldron_module.row_to_sample

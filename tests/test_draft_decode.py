@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from transformers import AutoImageProcessor
 
-from smvl.data.images import load_image
-from smvl.data.tiles import FastTiler, final_size
+from smvl.data.samples.images import load_image
+from smvl.data.batches.tiles import FastTiler, final_size
 
 # Large photos and scans in every orientation, sizes just past a draft step (4097), and the_cauldron's usual sizes
 # (1700x2200, 640x480), which the 2,048 px target leaves at full scale.

@@ -61,7 +61,7 @@ def test_image_key_is_the_pixels():
 
 def test_the_model_is_shown_the_images_of_the_sample_it_is_said_to_be_shuffled_from(tmp_path, monkeypatch):
     """The pairing is only half of it: the pixels handed to generation must be the named partner's, in order."""
-    from smvl.data.sample import Sample
+    from smvl.data.samples.sample import Sample
     from smvl.eval import evaluate
     from smvl.eval.cache import PredictionCache
 

@@ -1,4 +1,4 @@
-"""The fast tiling path (`data/tiles.py`) against transformers' SmolVLM image processor with the real pair's
+"""The fast tiling path (`data/batches/tiles.py`) against transformers' SmolVLM image processor with the real pair's
 settings (512 px tiles, 2,048 px longest edge): same shapes, grids and masks, pixels within a bounded distance, and
 the same encoded samples and batches."""
 
@@ -14,10 +14,10 @@ from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor
 
 from smvl.bench.dataset import chart, document, photo
-from smvl.data.collate import CollateOptions, Encoder, collate
-from smvl.data.pixels import normalise, norm_of
-from smvl.data.sample import Sample
-from smvl.data.tiles import FastTiler
+from smvl.data.batches.collate import CollateOptions, Encoder, collate
+from smvl.data.batches.pixels import normalise, norm_of
+from smvl.data.samples.sample import Sample
+from smvl.data.batches.tiles import FastTiler
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_before_torchvision_0_27_both_paths_fall_back_to_bicubic_and_still_agree
     resizes with BICUBIC; the fast path must too: the photo that both resize once is then equal again."""
     import transformers.image_processing_backends as backends
 
-    import smvl.data.tiles as tiles
+    import smvl.data.batches.tiles as tiles
 
     for module in (backends, tiles):
         monkeypatch.setattr(module, "is_torchvision_greater_or_equal", lambda version: False)

@@ -83,7 +83,7 @@ def reference(tiny_model):
 
 def scene(size: tuple[int, int], index: int = 0) -> Image.Image:
     """A synthetic-set picture at `size` (no resize needed for tiles of the tiny preset)."""
-    from smvl.data.synthetic import synthetic_samples
+    from smvl.data.sources.synthetic import synthetic_samples
 
     return synthetic_samples("test", index + 1, seed=3, image_size=max(size))[index].images[0].resize(size)
 
@@ -147,7 +147,7 @@ def test_llama_cpp_greedy_equals_transformers_for_16_tokens(tiny_ggufs, referenc
 
 
 def synthetic_prompts(n: int):
-    from smvl.data.synthetic import synthetic_samples
+    from smvl.data.sources.synthetic import synthetic_samples
     from smvl.eval.image_use import first_question
 
     return [(first_question(s), s.images) for s in synthetic_samples("test", n, seed=0)]

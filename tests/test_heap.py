@@ -1,4 +1,4 @@
-"""Loader processes keep freed memory (`data/heap.py`): a second pass over the same amount page-faults nothing, even
+"""Loader processes keep freed memory (`data/batches/heap.py`): a second pass over the same amount page-faults nothing, even
 past 2 GiB, where a trim threshold at mallopt's int maximum gave the freed heap back to the kernel."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 # glibc's malloc and free themselves (torch's and numpy's large buffers go through them), in a fresh process.
 PASSES = """
 import ctypes, resource
-from smvl.data.heap import keep_freed_memory
+from smvl.data.batches.heap import keep_freed_memory
 
 keep_freed_memory()
 libc = ctypes.CDLL("libc.so.6")

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 from transformers import AutoProcessor
 
-from smvl.data.collate import CollateOptions, Encoder
-from smvl.data.lazy import ImageRef
-from smvl.data.sample import Sample
-from smvl.data.skips import SkipLog
-from smvl.data.stream import BatchStream
+from smvl.data.batches.collate import CollateOptions, Encoder
+from smvl.data.samples.lazy import ImageRef
+from smvl.data.samples.sample import Sample
+from smvl.data.samples.skips import SkipLog
+from smvl.data.batches.stream import BatchStream
 from smvl.errors import UserError
 from smvl.train.held_out import HeldOut
 from smvl.train.run import load_config

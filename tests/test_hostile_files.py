@@ -15,9 +15,8 @@ import pytest
 from PIL import Image
 
 from smvl.cli import main
-from smvl.data import lines
-from smvl.data.skips import SkipLog
-from smvl.data.sources import open_source
+from smvl.data.samples.skips import SkipLog
+from smvl.data.sources import lines, open_source
 
 from test_data_sources import image_bytes, write_subset
 
@@ -70,17 +69,24 @@ def test_fifo_and_device_image_paths_are_skipped_by_data_inspect(tmp_path, fifo,
     assert skips.by_reason == {"not a regular file": 2}
 
 
-def test_training_reader_skips_a_fifo_after_its_shuffle_buffer(tmp_path, fifo, monkeypatch):
-    """The reader `train` uses decodes after the shuffle buffer: a FIFO is still a counted skip, not a hang."""
-    from smvl.train.data import StreamedTrain
+def test_training_reader_skips_a_fifo_after_its_shuffle_buffer(tiny_model, tmp_path, fifo, monkeypatch):
+    """The reader `train` uses decodes after the shuffle buffer, in the batch stream: a FIFO is still a counted
+    skip, not a hang."""
+    from transformers import AutoProcessor
+
+    from smvl.data.batches.collate import Encoder
+    from smvl.train.data import collate_options, train_stream
     from smvl.train.run import load_config
 
     (tmp_path / "ok.png").write_bytes(image_bytes())
     data = tmp_path / "d.jsonl"
     data.write_text("\n".join(json.dumps(record(name)) for name in ["ok.png"] * 5 + ["pipe.png"]))
-    cfg = load_config(None, ["--data.train", str(data), "--data.holdout", "0", "--output_dir", str(tmp_path / "r")])
+    cfg = load_config(None, ["--data.train", str(data), "--data.holdout", "0", "--data.packing", "false",
+                             "--batch_size", "1", "--output_dir", str(tmp_path / "r")])
     skips = SkipLog(max_fraction=1.0)
-    assert len(list(StreamedTrain(cfg, skips)(0, (0, 1)))) == 5
+    stream = train_stream(cfg, Encoder(AutoProcessor.from_pretrained(tiny_model), collate_options(cfg)), skips)
+    stream.epochs = 1
+    assert len(list(stream)) == 5
     assert skips.by_reason == {"not a regular file": 1} and skips.seen == 6
 
 

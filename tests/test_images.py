@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from smvl.data.images import load_image
-from smvl.data.sample import BadSample
+from smvl.data.samples.images import load_image
+from smvl.data.samples.sample import BadSample
 
 
 def png(image: Image.Image, fmt="PNG") -> bytes:
@@ -143,7 +143,7 @@ def test_fuzzed_strings_only_ever_raise_bad_sample(text):
 def test_only_regular_files_are_read(tmp_path, monkeypatch):
     import os
 
-    import smvl.data.images as images
+    import smvl.data.samples.images as images
 
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)

@@ -8,8 +8,8 @@ from collections import Counter
 
 from test_data_sources import row, write_subset
 
-from smvl.data.mixing import weighted_interleave
-from smvl.data.sample import Sample
+from smvl.data.sources.mixing import weighted_interleave
+from smvl.data.samples.sample import Sample
 from smvl.data.sources import open_source
 
 

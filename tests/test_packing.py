@@ -7,10 +7,10 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from smvl.data.collate import IGNORE, CollateOptions, Encoder, collate
-from smvl.data.pixels import normalise_on_model
-from smvl.data.pack import pack
-from smvl.data.synthetic import synthetic_samples
+from smvl.data.batches.collate import IGNORE, CollateOptions, Encoder, collate
+from smvl.data.batches.pixels import normalise_on_model
+from smvl.data.batches.pack import pack
+from smvl.data.sources.synthetic import synthetic_samples
 from smvl.train.attention import NAME, segments_from_positions, training_attention
 from smvl.train.loss import chunked_cross_entropy, labelled_loss, shifted_targets
 from smvl.splice.recipes import apply_recipe
@@ -86,7 +86,7 @@ def test_packed_loss_and_connector_gradient_equal_the_samples_one_by_one(setup, 
 def test_packed_video_and_image_samples_equal_the_samples_one_by_one(setup):
     """Frame tiles travel with image tiles in token order through packing: a row of clips and pictures has the
     loss and connector gradient of its samples run one by one."""
-    from smvl.data.synthetic_video import synthetic_video_samples
+    from smvl.data.sources.synthetic_video import synthetic_video_samples
 
     model, processor = setup
     apply_recipe(model, "connector")
@@ -184,8 +184,8 @@ def test_saved_checkpoints_name_no_custom_attention(setup, tmp_path):
 
 
 def test_budget_batches_fill_rows_and_never_split_a_sample():
-    from smvl.data.collate import Encoded
-    from smvl.data.pack import budget_batches
+    from smvl.data.batches.collate import Encoded
+    from smvl.data.batches.pack import budget_batches
 
     lengths = [900, 700, 600, 500, 300, 2500, 100, 1200]
     items = [Encoded([0] * n, [IGNORE] * n, ["prompt"] * n, id=str(n)) for n in lengths]
@@ -196,8 +196,8 @@ def test_budget_batches_fill_rows_and_never_split_a_sample():
 
 
 def test_the_row_packer_fills_rows_and_never_splits_a_sample():
-    from smvl.data.collate import Encoded
-    from smvl.data.pack import RowPacker
+    from smvl.data.batches.collate import Encoded
+    from smvl.data.batches.pack import RowPacker
 
     lengths = [900, 700, 600, 500, 300, 2500, 100, 1200, 2048]
     packer = RowPacker(2048, open_rows=2)
@@ -216,7 +216,7 @@ class Lengths:
     tok = type("Tok", (), {"pad_token_id": 0})()
 
     def __call__(self, sample, pixels=True):
-        from smvl.data.collate import Encoded
+        from smvl.data.batches.collate import Encoded
 
         n = int(sample.messages[0]["content"])
         return Encoded([1] * n, [1] * n, ["answer"] * n, id=sample.id)
@@ -225,8 +225,8 @@ class Lengths:
 def fill_stream(**kwargs):
     import random
 
-    from smvl.data.sample import Sample
-    from smvl.data.stream import BatchStream
+    from smvl.data.samples.sample import Sample
+    from smvl.data.batches.stream import BatchStream
 
     rng = random.Random(0)
     samples = [Sample([{"role": "user", "content": str(rng.randint(200, 400))}], id=str(i)) for i in range(640)]
@@ -272,7 +272,7 @@ def test_the_training_log_reports_the_pack_fill(monkeypatch):
 
 
 def test_a_token_budget_stream_yields_every_sample_once_in_rows_under_budget(setup):
-    from smvl.data.stream import BatchStream
+    from smvl.data.batches.stream import BatchStream
 
     _, processor = setup
     encoder = Encoder(processor, CollateOptions())

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from test_data_sources import row, write_subset
 
-from smvl.data.skips import SkipLog, TooManySkipped
+from smvl.data.samples.skips import SkipLog, TooManySkipped
 from smvl.data.sources import open_source
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from smvl.data.collate import CollateOptions, Encoder, collate
-from smvl.data.pixels import has_normaliser, normalise_on_model
-from smvl.data.synthetic import synthetic_samples
+from smvl.data.batches.collate import CollateOptions, Encoder, collate
+from smvl.data.batches.pixels import has_normaliser, normalise_on_model
+from smvl.data.sources.synthetic import synthetic_samples
 from smvl.train.loss import labelled_loss, unwrap
 
 
@@ -112,7 +112,7 @@ def test_batches_leave_out_the_all_ones_mask_because_the_model_builds_the_same(p
 
 
 def test_channels_last_uint8_tiles_reach_the_model_as_channels_first_floats(processor, encoded, tiny_model):
-    from smvl.data.pixels import _inner
+    from smvl.data.batches.pixels import _inner
 
     batch = batch_of(processor, encoded)
     # [1, tiles, 3, H, W] stored as [1, tiles, H, W, 3]: tiles are cut and batched by whole-row copies.

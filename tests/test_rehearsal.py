@@ -94,7 +94,7 @@ def load(name: str, r, out: Path):
 def test_first_hundred_training_samples_cover_every_subset_in_proportion(rehearsal, tmp_path):
     """full.yaml reads `subsets: all` with no weights. The first 100 samples (after the 16-sample shuffle buffer,
     as small against this folder as 1,000 is against the_cauldron) hold each subset in proportion to its size."""
-    from smvl.data.skips import SkipLog
+    from smvl.data.samples.skips import SkipLog
     from smvl.train.data import train_samples
 
     cfg = load("full", rehearsal, tmp_path / "run")
@@ -113,7 +113,7 @@ def test_first_hundred_training_samples_cover_every_subset_in_proportion(rehears
 def test_skip_totals_are_the_same_with_zero_and_two_workers(rehearsal, tmp_path):
     from torch.utils.data import DataLoader
 
-    from smvl.data.stream import merge_worker_skips
+    from smvl.data.batches.stream import merge_worker_skips
     from smvl.splice.processor import pair_processor
     from smvl.train.data import build_streams
 
@@ -141,7 +141,7 @@ def test_skip_totals_are_the_same_with_zero_and_two_workers(rehearsal, tmp_path)
 def test_weighted_sources_of_very_different_sizes_keep_their_shares(rehearsal, tmp_path):
     """zh.yaml mixes the translated VQA (8 records) with the_cauldron (214 rows) at equal weights: half of what
     training draws is the VQA's, repeated, not 8 samples and then the_cauldron alone."""
-    from smvl.data.skips import SkipLog
+    from smvl.data.samples.skips import SkipLog
     from smvl.train.data import train_samples
 
     cfg = load("zh", rehearsal, tmp_path / "run")

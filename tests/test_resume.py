@@ -19,11 +19,11 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from transformers import AutoProcessor
 
-from smvl.data.collate import CollateOptions, Encoder
-from smvl.data.lazy import ImageRef
-from smvl.data.pack import pack
-from smvl.data.sample import Sample
-from smvl.data.stream import BatchStream
+from smvl.data.batches.collate import CollateOptions, Encoder
+from smvl.data.samples.lazy import ImageRef
+from smvl.data.batches.pack import pack
+from smvl.data.samples.sample import Sample
+from smvl.data.batches.stream import BatchStream
 from smvl.train import checkpoints
 
 ARGS = ["--recipe", "full", "--lr", "2e-3", "--steps", "24", "--save_every", "4", "--eval_every", "4",
@@ -189,7 +189,7 @@ def png(size: tuple[int, int]) -> bytes:
 @pytest.mark.parametrize("data", [exif_jpeg((520, 390), 1), exif_jpeg((520, 390), 6), png((300, 200))],
                          ids=["jpeg", "jpeg-turned", "png"])
 def test_an_images_size_from_its_header_is_the_decoded_size(monkeypatch, data):
-    from smvl.data.images import image_size, load_image
+    from smvl.data.samples.images import image_size, load_image
 
     def draft(width, height):
         return width // 4, height // 4

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from transformers import AutoProcessor
 
-import smvl.data.lazy as lazy
-from smvl.data.collate import Encoder
-from smvl.data.lazy import ImageRef
-from smvl.data.skips import SkipLog
+import smvl.data.samples.lazy as lazy
+from smvl.data.batches.collate import Encoder
+from smvl.data.samples.lazy import ImageRef
+from smvl.data.samples.skips import SkipLog
 from smvl.train.data import StreamedTrain, collate_options, train_stream
 from smvl.train.run import load_config
 

@@ -8,9 +8,9 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from smvl.data.sample import text_of
+from smvl.data.samples.sample import text_of
 from smvl.eval.image_use import majority_baseline
-from smvl.data.synthetic import (
+from smvl.data.sources.synthetic import (
     ANSWER_CLASSES,
     COLOURS,
     COUNTS,
@@ -190,7 +190,7 @@ def test_majority_baseline_counts_the_top_answer_per_question_type_and_describe_
 
 
 def test_scene_descriptions_list_every_object_in_the_order_asked_and_leave_the_questions_unchanged():
-    from smvl.data.synthetic import CORNERS, SCENE_ORDERS
+    from smvl.data.sources.synthetic import CORNERS, SCENE_ORDERS
 
     plain = [generate("train", 0, i)[0] for i in range(300)]
     mixed = [generate("train", 0, i, scene_fraction=0.5) for i in range(300)]

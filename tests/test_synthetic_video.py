@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from smvl.data.sample import text_of
-from smvl.data.synthetic_video import ANSWER_CLASSES, generate, synthetic_video_samples
+from smvl.data.samples.sample import text_of
+from smvl.data.sources.synthetic_video import ANSWER_CLASSES, generate, synthetic_video_samples
 
 CHI2_CRIT = {3: 16.27}  # chi-square at p = 0.001, 3 degrees of freedom (every type has 4 answers)
 

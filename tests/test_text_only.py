@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from smvl.data.skips import SkipLog
+from smvl.data.samples.skips import SkipLog
 from smvl.train.run import load_config
 
 

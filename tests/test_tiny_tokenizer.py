@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smvl.data import synthetic
+from smvl.data.sources import synthetic
 from smvl.splice.presets import build_tiny_tokenizer
 
 

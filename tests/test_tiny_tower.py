@@ -8,7 +8,7 @@ import random
 import torch
 from transformers import SmolVLMForConditionalGeneration, SmolVLMImageProcessor
 
-from smvl.data.synthetic import scene
+from smvl.data.sources.synthetic import scene
 
 
 def test_the_tiny_towers_position_embeddings_are_as_loud_as_a_patchs_content(tiny_sources):

@@ -113,9 +113,9 @@ def test_incomplete_checkpoints_are_never_resumed_from(tmp_path):
 
 
 def test_preflight_catches_a_blind_model(tiny_model):
-    from smvl.data.collate import CollateOptions, Encoder, collate
-    from smvl.data.pixels import normalise_on_model
-    from smvl.data.synthetic import synthetic_samples
+    from smvl.data.batches.collate import CollateOptions, Encoder, collate
+    from smvl.data.batches.pixels import normalise_on_model
+    from smvl.data.sources.synthetic import synthetic_samples
 
     processor = AutoProcessor.from_pretrained(tiny_model)
     model = normalise_on_model(AutoModelForImageTextToText.from_pretrained(tiny_model), processor.image_processor)
@@ -245,9 +245,9 @@ def test_text_only_mixing_with_a_frozen_llm_trains_and_says_why(tmp_path, capsys
 def test_a_text_only_batch_still_gives_vision_and_connector_a_gradient(tiny_model, tmp_path):
     """With the LLM training, a batch without images must still reach the vision tower and connector (at zero
     effect): DDP waits for a gradient of every trainable parameter on every rank."""
-    from smvl.data.collate import Encoder, collate
-    from smvl.data.jsonl import read_chat_file
-    from smvl.data.skips import SkipLog
+    from smvl.data.batches.collate import Encoder, collate
+    from smvl.data.sources.jsonl import read_chat_file
+    from smvl.data.samples.skips import SkipLog
     from smvl.train.config import StageConfig
     from smvl.train.data import build_streams
     from smvl.train.guards import GuardCallback

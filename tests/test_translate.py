@@ -69,9 +69,9 @@ def test_translates_every_turn_keeps_what_the_image_says_and_the_output_trains(c
     assert {texts(got[f"vqav2:{i}"], "assistant")[1] for i in range(1, 60, 2)} == {"是", "否"}  # yes/no
     assert len(texts(got["mimic_cgd:0"], "user")) == 2 and texts(got["mimic_cgd:0"], "assistant")[1] == "图片 1."
 
-    from smvl.data.cauldron import row_to_sample
-    from smvl.data.lazy import decoded
-    from smvl.data.skips import SkipLog
+    from smvl.data.sources.cauldron import row_to_sample
+    from smvl.data.samples.lazy import decoded
+    from smvl.data.samples.skips import SkipLog
     from smvl.data.sources import open_source
 
     skips = SkipLog()
@@ -96,9 +96,9 @@ def test_translated_jsonl_still_reads_after_moving_it_with_the_cauldron_to_anoth
     or moved) still reads; absolute paths pointed back at where the tree was."""
     import shutil
 
-    from smvl.data.cauldron import row_to_sample
-    from smvl.data.lazy import decoded
-    from smvl.data.skips import SkipLog
+    from smvl.data.sources.cauldron import row_to_sample
+    from smvl.data.samples.lazy import decoded
+    from smvl.data.samples.skips import SkipLog
     from smvl.data.sources import open_source
 
     before = tmp_path / "before"
@@ -297,7 +297,7 @@ def test_validation_names_the_reason(source, translation, reason):
 
 
 def test_yes_no_maps_to_chinese_when_answers_are_translated_and_ocr_answers_stay_verbatim():
-    from smvl.data.sample import Sample
+    from smvl.data.samples.sample import Sample
     from smvl.data.translate.texts import fixed_translation, texts_to_translate
 
     sample = Sample([{"role": "user", "content": "Is the sign red?"}, {"role": "assistant", "content": "Yes."},
@@ -315,8 +315,8 @@ def test_a_jsonl_image_can_reference_a_parquet_row(cauldron, tmp_path):
     images the_cauldron reader gives for that row; bad references are skipped and counted."""
     import pyarrow.parquet as pq
 
-    from smvl.data.cauldron import cauldron_samples
-    from smvl.data.skips import SkipLog
+    from smvl.data.sources.cauldron import cauldron_samples
+    from smvl.data.samples.skips import SkipLog
     from smvl.data.sources import open_source
     from smvl.data.translate.source import CauldronFolder
 

@@ -59,8 +59,8 @@ def test_an_unreadable_parquet_file_is_left_out_and_said_in_one_line(tmp_path, c
     names it, and the rows after it keep the indices the_cauldron reader gives them (readable files only), so their
     image references point at the right rows."""
     from smvl.cli import main
-    from smvl.data.lazy import decoded
-    from smvl.data.skips import SkipLog
+    from smvl.data.samples.lazy import decoded
+    from smvl.data.samples.skips import SkipLog
     from smvl.data.sources import open_source
 
     root = tmp_path / "the_cauldron"

@@ -11,14 +11,14 @@ from PIL import Image
 from transformers import AutoProcessor
 from transformers.video_utils import VideoMetadata
 
-from smvl.data import video as video_mod
-from smvl.data.collate import CollateOptions, Encoder
-from smvl.data.frames import video_prompt
-from smvl.data.jsonl import read_chat_file
-from smvl.data.lazy import decode
-from smvl.data.sample import BadSample, Sample
-from smvl.data.skips import SkipLog
-from smvl.data.video import Video, VideoSampling, load_video
+from smvl.data.samples import video as video_mod
+from smvl.data.batches.collate import CollateOptions, Encoder
+from smvl.data.batches.frames import video_prompt
+from smvl.data.sources.jsonl import read_chat_file
+from smvl.data.samples.lazy import decode
+from smvl.data.samples.sample import BadSample, Sample
+from smvl.data.samples.skips import SkipLog
+from smvl.data.samples.video import Video, VideoSampling, load_video
 from video_files import write_audio_only, write_video
 
 

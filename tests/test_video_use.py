@@ -12,7 +12,7 @@ import pytest
 from test_serve_helpers import loaded, post, running  # noqa: F401
 from video_files import write_audio_only, write_video
 
-from smvl.data.video import VideoSampling, load_video
+from smvl.data.samples.video import VideoSampling, load_video
 from smvl.serve.app import build_app
 from smvl.serve.settings import Settings
 
@@ -81,7 +81,7 @@ def test_chat_with_a_video_answers_and_a_bad_one_is_one_line(tiny_model, clip, t
 def test_eval_asks_with_real_black_frozen_and_shuffled_clips(tmp_path, monkeypatch):
     """A stand-in model says what it was shown: eval must hand it the real clip, black frames, every frame the
     first, and another clip of the same frame count."""
-    from smvl.data.synthetic_video import generate
+    from smvl.data.sources.synthetic_video import generate
     from smvl.eval import evaluate
     from smvl.eval.cache import PredictionCache
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from test_serve_helpers import loaded, running  # noqa: F401
 
-from smvl.data.synthetic import answer, generate
+from smvl.data.sources.synthetic import answer, generate
 from smvl.serve.app import build_app
 from smvl.serve.example import INDEX, SEED, SPLIT, example
 from smvl.serve.settings import Settings

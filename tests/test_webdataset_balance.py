@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from caption_data import caption, write_shards
-from smvl.data import webdataset
+from smvl.data.sources import webdataset
 from smvl.data.sources import open_source
 
 

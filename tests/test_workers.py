@@ -8,8 +8,8 @@ import pytest
 from torch.utils.data import DataLoader
 from transformers import AutoProcessor
 
-from smvl.data.skips import TooManySkipped
-from smvl.data.stream import merge_worker_skips
+from smvl.data.samples.skips import TooManySkipped
+from smvl.data.batches.stream import merge_worker_skips
 from smvl.train.data import build_streams
 from smvl.train.run import load_config
 

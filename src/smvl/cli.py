@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["SMVL_HUB"] = args.hub  # read where ids resolve, and inherited by torchrun's workers
 
     from smvl.config import ConfigError
-    from smvl.data.skips import TooManySkipped
+    from smvl.data.samples.skips import TooManySkipped
     from smvl.errors import UserError
     from smvl.splice.sources import SourceError
 

@@ -4,7 +4,7 @@ set with the_cauldron's size mix (`bench/dataset.py`) and the real pair's proces
 - stock: full JPEG decodes, then transformers' SmolVLM image processor (its torchvision backend, the default that
   `AutoImageProcessor` loads) per sample, float tiles concatenated into the batch;
 - fast: JPEGs decoded at reduced scale where that changes nothing (`FastTiler.decode_size`), one resize per image
-  (`data/tiles.py`), uint8 tiles in the batch: the model normalises them on its device (`data/pixels.py`), so
+  (`data/batches/tiles.py`), uint8 tiles in the batch: the model normalises them on its device (`data/batches/pixels.py`), so
   that work is not in these timings.
 Both paths first encode the same samples once to show they agree (token counts, tile grids, pixel difference).
 After one untimed warm-up pass of each, timed runs alternate the two paths round by round, all in-process rounds before
@@ -37,8 +37,8 @@ def real_processor(vision: str | None, text: str | None):
 def agreement(folder: str, processor, samples: int) -> dict:
     """Encode `samples` samples both ways: whether token ids and grids agree, and how far the pixels are apart
     (normalised units, where the pixel range is 2)."""
-    from smvl.data.collate import CollateOptions, Encoder
-    from smvl.data.lazy import decode
+    from smvl.data.batches.collate import CollateOptions, Encoder
+    from smvl.data.samples.lazy import decode
     from smvl.data.sources import open_source
 
     stock = Encoder(processor, CollateOptions(fast_images=False))
@@ -68,7 +68,7 @@ def bench_data(folder: str, processor, samples: int, workers: list[int], repeats
 
     runs = {(path, w): [] for path in ("stock", "fast") for w in [0, *workers]}
     # Untimed, each path once: grows this process's heap to its high-water mark, as a long-running loader's is
-    # (`data/heap.py`), so neither path's first timed run pays for page faults the other's would not; workers are
+    # (`data/batches/heap.py`), so neither path's first timed run pays for page faults the other's would not; workers are
     # forked from it.
     for fast in (False, True):
         bench_run(folder, processor, samples, 0, fast=fast)

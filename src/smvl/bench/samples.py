@@ -16,8 +16,8 @@ import random
 import numpy as np
 from PIL import Image
 
-from smvl.data.collate import CollateOptions, Encoded, Encoder
-from smvl.data.sample import Sample
+from smvl.data.batches.collate import CollateOptions, Encoded, Encoder
+from smvl.data.samples.sample import Sample
 
 CHARS = ("的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面"
          "而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开"

@@ -41,7 +41,7 @@ def bench_model(vision: str, text: str, text_layers: int | None, vision_layers: 
     """The spliced model with random weights (fp32) and its processor, from the sources' configs alone."""
     from transformers import AutoConfig, SmolVLMForConditionalGeneration
 
-    from smvl.data.pixels import normalise_on_model
+    from smvl.data.batches.pixels import normalise_on_model
     from smvl.splice.model import spliced_config
     from smvl.splice.processor import build_processor
     from smvl.splice.sources import resolve
@@ -63,8 +63,8 @@ def bench_model(vision: str, text: str, text_layers: int | None, vision_layers: 
 
 def reference_step(model, enc, pad_id: int, labels: str) -> tuple[float, int]:
     """One step of the hand-written recipe; returns (summed loss, labelled tokens)."""
-    from smvl.data.collate import CollateOptions, collate
-    from smvl.data.pixels import require_normaliser
+    from smvl.data.batches.collate import CollateOptions, collate
+    from smvl.data.batches.pixels import require_normaliser
 
     batch = collate([enc], pad_id, CollateOptions(max_length=2048, padding="max_length", labels=labels))
     batch = {k: v.to(model.device) for k, v in batch.items()}
@@ -76,7 +76,7 @@ def reference_step(model, enc, pad_id: int, labels: str) -> tuple[float, int]:
 
 
 def our_step(model, encs, chunk: int) -> tuple[float, int]:
-    from smvl.data.pack import pack
+    from smvl.data.batches.pack import pack
     from smvl.train.loss import labelled_loss
 
     batch = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in pack(encs).items()}
@@ -170,9 +170,9 @@ def bench_train(vision: str | None = None, text: str | None = None, text_layers:
                 seed: int = 0, count_flops: bool = False) -> dict:
     from smvl.bench.memory import settle_allocator
     from smvl.bench.samples import bench_samples
-    from smvl.data.pack import budget_batches
-    from smvl.train.attention import training_attention
+    from smvl.data.batches.pack import budget_batches
     from smvl.splice.recipes import apply_recipe
+    from smvl.train.attention import training_attention
     from smvl.train.trainer import set_use_cache
 
     if samples < 1 or pack_tokens < 1:

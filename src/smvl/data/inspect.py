@@ -6,13 +6,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from smvl.data.collate import IGNORE, CollateOptions, Encoded, Encoder, collate
-from smvl.data.heap import keep_freed_memory
-from smvl.data.lazy import decode
-from smvl.data.sample import BadSample
-from smvl.data.skips import SkipLog
+from smvl.data.batches.collate import IGNORE, CollateOptions, Encoded, Encoder, collate
+from smvl.data.batches.heap import keep_freed_memory
+from smvl.data.batches.timing import StageTimer
+from smvl.data.samples.lazy import decode
+from smvl.data.samples.sample import BadSample
+from smvl.data.samples.skips import SkipLog
 from smvl.data.sources import open_source
-from smvl.data.timing import StageTimer
 
 
 def histogram(values: list[int], bins: int = 8, width: int = 40) -> list[str]:
@@ -177,7 +177,7 @@ def bench_run(spec: str, processor, limit: int, workers: int, fast: bool = True,
     import torch
     from torch.utils.data import DataLoader
 
-    from smvl.data.stream import BatchStream, merge_worker_skips
+    from smvl.data.batches.stream import BatchStream, merge_worker_skips
 
     encoder = Encoder(processor, CollateOptions(fast_images=fast))
     timer = encoder.timer

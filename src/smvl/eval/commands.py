@@ -26,8 +26,8 @@ def check_arguments(args) -> list[Path]:
 
 
 def cmd_eval(args) -> int:
-    from smvl.data.collate import CollateOptions
-    from smvl.data.skips import SkipLog
+    from smvl.data.batches.collate import CollateOptions
+    from smvl.data.samples.skips import SkipLog
     from smvl.data.sources import open_source
     from smvl.eval.evaluate import score_model
     from smvl.eval.image_use import under_policy

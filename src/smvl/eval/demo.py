@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smvl.data.collate import CollateOptions
-from smvl.data.sample import Sample
-from smvl.data.skips import SkipLog
+from smvl.data.batches.collate import CollateOptions
+from smvl.data.samples.sample import Sample
+from smvl.data.samples.skips import SkipLog
 from smvl.eval.evaluate import score_model
 from smvl.eval.image_use import under_policy
 from smvl.eval.report import percent

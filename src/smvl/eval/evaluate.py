@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from smvl.data.collate import CollateOptions, Encoder, collate
-from smvl.data.pixels import normalise_on_model
-from smvl.data.sample import BadSample, Sample, text_of, video_parts
+from smvl.data.batches.collate import CollateOptions, Encoder, collate
+from smvl.data.batches.pixels import normalise_on_model
+from smvl.data.samples.sample import BadSample, Sample, text_of, video_parts
 from smvl.eval.cache import PredictionCache, digest, model_identity
 from smvl.eval.image_use import blank_like, first_question, majority_baseline, question_kind
 from smvl.eval.metrics import metric_for

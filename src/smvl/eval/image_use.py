@@ -12,10 +12,10 @@ from collections import Counter
 
 from PIL import Image
 
-from smvl.data.collate import CollateOptions, apply_image_policy
-from smvl.data.sample import BadSample, Sample, image_parts, text_of, video_parts
-from smvl.data.skips import SkipLog
-from smvl.data.synthetic import question_types
+from smvl.data.batches.collate import CollateOptions, apply_image_policy
+from smvl.data.samples.sample import BadSample, Sample, image_parts, text_of, video_parts
+from smvl.data.samples.skips import SkipLog
+from smvl.data.sources.synthetic import question_types
 
 
 def first_question(sample: Sample) -> tuple[list[dict], str, int]:

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from smvl.data.conversation import IMAGE_MARKER, VIDEO_MARKER, normalise_message
-from smvl.data.images import load_image
-from smvl.data.lines import read_lines
-from smvl.data.sample import BadSample, Sample, video_parts
-from smvl.data.skips import SkipLog
-from smvl.data.video import VideoSampling, load_video
+from smvl.data.samples.images import load_image
+from smvl.data.samples.sample import BadSample, Sample, video_parts
+from smvl.data.samples.skips import SkipLog
+from smvl.data.samples.video import VideoSampling, load_video
+from smvl.data.sources.conversation import IMAGE_MARKER, VIDEO_MARKER, normalise_message
+from smvl.data.sources.lines import read_lines
 from smvl.errors import UserError
 from smvl.infer.generate import generate_batch, split_thinking
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from smvl.data.images import load_image
-from smvl.data.sample import BadSample
-from smvl.data.video import VideoSampling, load_video
+from smvl.data.samples.images import load_image
+from smvl.data.samples.sample import BadSample
+from smvl.data.samples.video import VideoSampling, load_video
 from smvl.infer.generate import generate_stream
 
 DIM, RESET = "\033[2m", "\033[0m"

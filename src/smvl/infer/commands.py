@@ -37,7 +37,7 @@ def sampling_options(args) -> dict:
 
 
 def cmd_chat(args) -> int:
-    from smvl.data.sample import BadSample
+    from smvl.data.samples.sample import BadSample
     from smvl.infer.chat import Chat
     from smvl.infer.generate import load
 

@@ -52,7 +52,7 @@ def inputs_for(model, processor, conversations: list[list[dict]], images: list[l
                thinking: bool = False, videos: list[list] | None = None):
     """Left-padded batch inputs: generation appends on the right, so every row must end at the same column.
 
-    Videos (`smvl.data.video.Video`, one list per conversation) go through the stock processor, its own frame
+    Videos (`smvl.data.samples.video.Video`, one list per conversation) go through the stock processor, its own frame
     layout and timestamps: what plain transformers does with the same frames."""
     texts = [prompt_text(processor, c, thinking) for c in conversations]
     kwargs = {"images": images} if any(images) else {}

@@ -18,7 +18,7 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from smvl.data.video import VideoSampling
+from smvl.data.samples.video import VideoSampling
 from smvl.serve.bodies import Bodies, busy, parse_json
 from smvl.serve.errors import APIError, install_handlers
 from smvl.serve.example import example

@@ -11,7 +11,7 @@ import base64
 import io
 from functools import lru_cache
 
-from smvl.data.synthetic import KINDS, NAMES, PHRASINGS, answer, generate
+from smvl.data.sources.synthetic import KINDS, NAMES, PHRASINGS, answer, generate
 
 SPLIT, SEED, INDEX = "test", 0, 0  # four objects, so each question type can be about a different one
 

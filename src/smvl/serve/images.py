@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from smvl.data.images import load_image
-from smvl.data.sample import BadSample
+from smvl.data.samples.images import load_image
+from smvl.data.samples.sample import BadSample
 from smvl.serve.errors import APIError
 from smvl.serve.remote import fetch_remote
 from smvl.serve.settings import Settings

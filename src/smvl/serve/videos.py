@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from smvl.data.sample import BadSample
-from smvl.data.video import VideoSampling, load_video
+from smvl.data.samples.sample import BadSample
+from smvl.data.samples.video import VideoSampling, load_video
 from smvl.serve.errors import APIError
 from smvl.serve.images import _local, _remote, decode_data_uri
 from smvl.serve.settings import Settings
@@ -26,7 +26,7 @@ def _data_uri(url: str, settings: Settings) -> bytes:
 
 
 def fetch_video(url: str, settings: Settings, sampling: VideoSampling | None = None):
-    """A `smvl.data.video.Video`, frames sampled as `sampling` (the model's video processor) says."""
+    """A `smvl.data.samples.video.Video`, frames sampled as `sampling` (the model's video processor) says."""
     if url.startswith("data:"):
         data = _data_uri(url, settings)
     else:

@@ -14,10 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
-from smvl.data.collate import CollateOptions, Encoder
-from smvl.data.pack import pack
-from smvl.data.skips import SkipLog
-from smvl.data.stream import BatchStream
+from smvl.data.batches.collate import CollateOptions, Encoder
+from smvl.data.batches.pack import pack
+from smvl.data.batches.stream import BatchStream
+from smvl.data.samples.skips import SkipLog
 from smvl.errors import UserError
 from smvl.train.config import TrainConfig
 from smvl.train.held_out import HeldOut
@@ -158,7 +158,7 @@ class TextOnly:
         d = self.cfg.data
         if not d.text_only or d.text_only_ratio <= 0:
             return samples
-        from smvl.data.mixing import mix_text_only
+        from smvl.data.sources.mixing import mix_text_only
 
         if shard not in self.streams:
             self.streams[shard] = self._passes(shard)

@@ -8,7 +8,7 @@ import math
 import torch
 from transformers import TrainerCallback
 
-from smvl.data.pixels import inverted
+from smvl.data.batches.pixels import inverted
 from smvl.errors import UserError
 from smvl.train.loss import labelled_loss, unwrap
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 
-from smvl.data.collate import Encoder
-from smvl.data.lazy import decode
-from smvl.data.sample import BadSample, Sample
-from smvl.data.skips import SkipLog
+from smvl.data.batches.collate import Encoder
+from smvl.data.samples.lazy import decode
+from smvl.data.samples.sample import BadSample, Sample
+from smvl.data.samples.skips import SkipLog
 from smvl.errors import UserError
 
 

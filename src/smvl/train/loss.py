@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from smvl.data.collate import IGNORE
-from smvl.data.pixels import require_normaliser
+from smvl.data.batches.collate import IGNORE
+from smvl.data.batches.pixels import require_normaliser
 
 CHUNK = 256
 

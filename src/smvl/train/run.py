@@ -14,14 +14,14 @@ from transformers import AutoProcessor, set_seed
 
 from smvl import config as configlib
 from smvl import folders
-from smvl.data.skips import SkipLog
+from smvl.data.samples.skips import SkipLog
 from smvl.errors import UserError
 from smvl.splice.model import PROVENANCE
+from smvl.splice.presets import PRESETS
+from smvl.splice.recipes import RECIPES
 from smvl.train import checkpoints, extend, tracking
 from smvl.train.config import TrainConfig
-from smvl.splice.presets import PRESETS
 from smvl.train.data import build_streams, collate_options, eval_samples, require_training_records, train_stream
-from smvl.splice.recipes import RECIPES
 from smvl.train.trainer import run_stage
 
 # Keys that may change between a run and its resumption without making it another run.

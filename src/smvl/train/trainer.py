@@ -17,16 +17,16 @@ from torch.utils.data import DataLoader
 from transformers import AutoModelForImageTextToText, Trainer, TrainingArguments
 
 from smvl import folders
-from smvl.data.pixels import normalise_on_model, require_normaliser
-from smvl.data.stream import merge_worker_skips
+from smvl.data.batches.pixels import normalise_on_model, require_normaliser
+from smvl.data.batches.stream import merge_worker_skips
 from smvl.splice.model import PROVENANCE
+from smvl.splice.recipes import LORA_TARGETS, TEXT_TRAINING, apply_recipe, count_params, format_counts
 from smvl.train import checkpoints, tied
-from smvl.train.config import StageConfig, TrainConfig
 from smvl.train.attention import training_attention
+from smvl.train.config import StageConfig, TrainConfig
 from smvl.train.guards import GuardCallback, first_image_batch, preflight
 from smvl.train.loss import labelled_loss, unwrap
 from smvl.train.param_groups import as_recorded, base_lr, component_lrs, group_lines, with_component_lrs
-from smvl.splice.recipes import LORA_TARGETS, TEXT_TRAINING, apply_recipe, count_params, format_counts
 
 
 class StreamTrainer(Trainer):
@@ -224,7 +224,7 @@ def set_use_cache(model, flag: bool) -> None:
 
 def load_stage_model(source: Path, stage: StageConfig, cfg: TrainConfig, processor):
     """The stage's model, ready for our batches: recipe applied, and uint8 pixels normalised inside it as
-    `processor` would (`data/pixels.py`)."""
+    `processor` would (`data/batches/pixels.py`)."""
     model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32, attn_implementation="sdpa")
     normalise_on_model(model, processor.image_processor)
     model.set_attn_implementation(training_attention(cfg.model.attn_implementation))

@@ -14,8 +14,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from smvl.data.sample import Sample
-from smvl.data.skips import SkipLog
+from smvl.data.samples.sample import Sample
+from smvl.data.samples.skips import SkipLog
 from smvl.data.translate.cache import Cache, cache_key
 from smvl.data.translate.client import CutOff, RequestFailed, Translator, Usage
 from smvl.data.translate.output import Output

@@ -7,16 +7,16 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from smvl.data.cauldron import cauldron_samples
-from smvl.data.sample import Sample
-from smvl.data.skips import SkipLog
+from smvl.data.samples.sample import Sample
+from smvl.data.samples.skips import SkipLog
+from smvl.data.sources.cauldron import cauldron_samples
 from smvl.errors import UserError
 
 
 class CauldronFolder:
     def __init__(self, root: str | Path, subsets: str = "all"):
-        from smvl.data.cauldron import local_subsets
         from smvl.data.sources import check_source
+        from smvl.data.sources.cauldron import local_subsets
 
         self.root = Path(root)
         if not self.root.is_dir():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from smvl.data.sample import Sample, text_of
+from smvl.data.samples.sample import Sample, text_of
 
 # Consistent in every subset whose answers are translated, and never worth a request.
 YES_NO = {"yes": "是", "no": "否"}

@@ -21,14 +21,14 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as tvF
 from transformers.image_utils import pil_torch_interpolation_mapping
-from transformers.utils import is_torchvision_greater_or_equal
 from transformers.models.smolvlm.image_processing_smolvlm import (
     MAX_IMAGE_SIZE,
     _resize_output_size_rescale_to_max_len,
     _resize_output_size_scale_below_upper_bound,
 )
+from transformers.utils import is_torchvision_greater_or_equal
 
-from smvl.data.pixels import norm_of
+from smvl.data.batches.pixels import norm_of
 
 
 def final_size(height: int, width: int, longest: int, tile: int, splitting: bool = True) -> tuple[int, int]:

@@ -46,7 +46,7 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw
 
-from smvl.data.sample import Sample
+from smvl.data.samples.sample import Sample
 
 # Far apart in RGB and from any light background, so a low-resolution vision tower cannot mix them up.
 COLOURS = {"红色": (220, 30, 30), "绿色": (20, 160, 50), "蓝色": (30, 70, 225), "黄色": (235, 195, 0),

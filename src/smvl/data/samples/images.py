@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
-from smvl.data.sample import BadSample
+from smvl.data.samples.sample import BadSample
 
 MAX_PIXELS = 64_000_000
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
@@ -203,7 +203,7 @@ def _opened(obj, base_dir: str | Path | None, max_pixels: int, draft,
 def image_size(obj, base_dir: str | Path | None = None, max_pixels: int = MAX_PIXELS, draft=None) -> ImageSize:
     """The size `load_image` gives (upright, drafted) or its BadSample for a missing, unreadable, unsupported or
     oversized image, from the header alone: nothing decoded (a resume passing trained batches,
-    `smvl.data.stream.BatchStream.skipping`), so flaws in the pixel data go unseen."""
+    `smvl.data.batches.stream.BatchStream.skipping`), so flaws in the pixel data go unseen."""
     image, orientation = _opened(obj, base_dir, max_pixels, draft, header_only=True)
     width, height = image.size
     return ImageSize(height, width) if orientation in (5, 6, 7, 8) else ImageSize(width, height)
@@ -214,7 +214,7 @@ def load_image(obj, base_dir: str | Path | None = None, max_pixels: int = MAX_PI
 
     `draft(width, height)` -> (width, height) or None: the size a JPEG may be decoded at (PIL `draft`, which
     decodes at 1/2, 1/4 or 1/8 scale, never below the size asked), for a consumer that would shrink it anyway
-    (`smvl.data.tiles.FastTiler.decode_size`), asked with the upright size. An EXIF orientation is applied, as
+    (`smvl.data.batches.tiles.FastTiler.decode_size`), asked with the upright size. An EXIF orientation is applied, as
     transformers' `load_image` applies it: a phone photo stored sideways comes out upright."""
     image, orientation = _opened(obj, base_dir, max_pixels, draft)
     try:

@@ -13,7 +13,7 @@ import bisect
 from collections import OrderedDict
 from pathlib import Path
 
-from smvl.data.sample import BadSample
+from smvl.data.samples.sample import BadSample
 
 _CACHE: OrderedDict[tuple[str, int], list] = OrderedDict()
 CACHED_ROW_GROUPS = 64  # one per subset for an interleaved read of the_cauldron's 50 subsets

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from smvl.data.images import load_image
-from smvl.data.sample import BadSample, Sample
-from smvl.data.skips import SkipLog
-from smvl.data.video import VideoSampling, load_video
+from smvl.data.samples.images import load_image
+from smvl.data.samples.sample import BadSample, Sample
+from smvl.data.samples.skips import SkipLog
+from smvl.data.samples.video import VideoSampling, load_video
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from smvl.data import lines
-from smvl.data.sample import BadSample
+from smvl.data.samples.sample import BadSample
+from smvl.data.sources import lines
 from smvl.errors import UserError
 
 _CHUNK = 2**20

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Iterator
 
-from smvl.data.sample import Sample
+from smvl.data.samples.sample import Sample
 from smvl.errors import UserError
 
 

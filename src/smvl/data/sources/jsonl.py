@@ -11,7 +11,7 @@ smvl JSONL, one JSON object per line:
   `{"type": "text", "text": ...}` / `{"type": "image"}`. Roles: system, user, assistant. All turns are used.
 - `id` is optional (the default is `file.jsonl:LINE`).
 - `videos`: video files (any container/codec FFmpeg reads), folders of frame images, `{"path": folder, "fps": 2}`,
-  or `data:video/...;base64,` strings, placed by `<video>` markers or `{"type": "video"}` parts (`smvl.data.video`).
+  or `data:video/...;base64,` strings, placed by `<video>` markers or `{"type": "video"}` parts (`smvl.data.samples.video`).
   LLaVA-Video records give them as `"video"`.
 
 LLaVA / ShareGPT (`.json` list or `.jsonl`): `{"id", "image": path or [paths], "conversations": [{"from": "human" |
@@ -26,11 +26,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from smvl.data.conversation import build_sample
-from smvl.data.jsonarray import json_records
-from smvl.data.lines import read_lines
-from smvl.data.sample import BadSample, Sample
-from smvl.data.skips import SkipLog
+from smvl.data.samples.sample import BadSample, Sample
+from smvl.data.samples.skips import SkipLog
+from smvl.data.sources.conversation import build_sample
+from smvl.data.sources.jsonarray import json_records
+from smvl.data.sources.lines import read_lines
 
 
 def _records(path: Path) -> Iterator[tuple[str, object]]:
@@ -68,7 +68,7 @@ def to_sample(record, sid: str, base_dir: Path, source: str, lazy: bool = False)
 
 def read_chat_file(path: str | Path, skips: SkipLog, select=None, lazy: bool = False) -> Iterator[Sample]:
     """Samples of one file; `select` (a split.Selector: split and shard) is asked before anything is decoded;
-    `lazy` leaves images undecoded (`smvl.data.lazy`)."""
+    `lazy` leaves images undecoded (`smvl.data.samples.lazy`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")

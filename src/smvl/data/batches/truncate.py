@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
-from smvl.data.sample import BadSample
+from smvl.data.samples.sample import BadSample
 
 
 @dataclass

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 import torch
 from transformers.models.smolvlm.processing_smolvlm import get_image_prompt_string
 
-from smvl.data.frames import frame_tiles, video_prompt
-from smvl.data.pixels import normalise, norm_of
-from smvl.data.sample import BadSample, Sample, image_parts, media_order, text_of, video_parts
-from smvl.data.tiles import FastTiler, supported
-from smvl.data.timing import StageTimer
-from smvl.data.truncate import Layout, fit
-from smvl.data.turns import TurnMarks
-from smvl.data.video import VideoSampling
+from smvl.data.batches.frames import frame_tiles, video_prompt
+from smvl.data.batches.pixels import norm_of, normalise
+from smvl.data.batches.tiles import FastTiler, supported
+from smvl.data.batches.timing import StageTimer
+from smvl.data.batches.truncate import Layout, fit
+from smvl.data.batches.turns import TurnMarks
+from smvl.data.samples.sample import BadSample, Sample, image_parts, media_order, text_of, video_parts
+from smvl.data.samples.video import VideoSampling
 from smvl.errors import UserError
 
 IGNORE = -100

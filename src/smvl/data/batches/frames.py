@@ -20,7 +20,7 @@ from transformers.models.smolvlm.processing_smolvlm import (
     num2words,
 )
 
-from smvl.data.video import Video
+from smvl.data.samples.video import Video
 
 
 def video_prompt(video: Video, frame_marker: str) -> str:

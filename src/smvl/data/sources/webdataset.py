@@ -31,11 +31,11 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from smvl.data.captions import caption_sample, prompt_for
-from smvl.data.images import MAX_FILE_BYTES
-from smvl.data.sample import BadSample, Sample
-from smvl.data.skips import SkipLog, TooManySkipped
-from smvl.data.split import in_split
+from smvl.data.samples.images import MAX_FILE_BYTES
+from smvl.data.samples.sample import BadSample, Sample
+from smvl.data.samples.skips import SkipLog, TooManySkipped
+from smvl.data.sources.captions import caption_sample, prompt_for
+from smvl.data.sources.split import in_split
 from smvl.errors import UserError
 
 SHARD_SUFFIX = re.compile(r"\.(tar|tar\.gz|tgz)$")

@@ -74,7 +74,7 @@ def require_normaliser(model, inputs: dict) -> None:
     pixels = inputs.get("pixel_values")
     if pixels is not None and pixels.dtype == torch.uint8 and not has_normaliser(model):
         raise RuntimeError("uint8 pixel_values reached a model without the pixel normaliser: it would see values "
-                           "0-255; prepare the model with smvl.data.pixels.normalise_on_model(model, processor)")
+                           "0-255; prepare the model with smvl.data.batches.pixels.normalise_on_model(model, processor)")
 
 
 def inverted(pixels: torch.Tensor) -> torch.Tensor:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from smvl.data.lazy import ImageRef, VideoRef, decode
-from smvl.data.parquet_ref import is_parquet_ref, resolve_parquet_ref
-from smvl.data.sample import BadSample, Sample, video_parts
+from smvl.data.samples.lazy import ImageRef, VideoRef, decode
+from smvl.data.samples.sample import BadSample, Sample, video_parts
+from smvl.data.sources.parquet_ref import is_parquet_ref, resolve_parquet_ref
 
 IMAGE_MARKER = "<image>"
 VIDEO_MARKER = "<video>"
@@ -52,7 +52,7 @@ def normalise_message(message: dict) -> dict:
 def build_sample(messages: list, images: list, sid: str, source: str, base_dir: Path | None = None,
                  lazy: bool = False, videos: list | None = None) -> Sample:
     """Messages (any supported shape) + image and video references -> a validated Sample, or BadSample; `lazy`
-    leaves them as ImageRefs / VideoRefs (`smvl.data.lazy`)."""
+    leaves them as ImageRefs / VideoRefs (`smvl.data.samples.lazy`)."""
     if not isinstance(messages, list) or not messages:
         raise BadSample("no messages")
     if isinstance(images, (str, dict, bytes)):

@@ -22,10 +22,10 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from smvl.data import lines
-from smvl.data.lazy import ImageRef, decode
-from smvl.data.sample import BadSample, Sample
-from smvl.data.skips import SkipLog
+from smvl.data.samples.lazy import ImageRef, decode
+from smvl.data.samples.sample import BadSample, Sample
+from smvl.data.samples.skips import SkipLog
+from smvl.data.sources import lines
 from smvl.errors import UserError
 
 CAPTION_FILES = ("captions.jsonl", "captions.csv", "captions.tsv", "metadata.jsonl", "metadata.csv")
@@ -35,7 +35,7 @@ CAPTION_KEYS = ("caption", "text")
 
 @lru_cache(maxsize=1)
 def prompts() -> tuple[str, ...]:
-    text = resources.files("smvl.data").joinpath("caption_prompts_zh.txt").read_text(encoding="utf-8")
+    text = resources.files("smvl.data.sources").joinpath("caption_prompts_zh.txt").read_text(encoding="utf-8")
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 

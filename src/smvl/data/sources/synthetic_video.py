@@ -2,7 +2,7 @@
 
 No download, no video files: each clip is made in code as a `Video` (`frames` [F, 3, S, S] uint8, default 4 frames of
 64x64 at 2 fps, one tile each for the tiny preset). Objects are the image set's shapes and colours
-(`smvl.data.synthetic`), distinct within a clip, on a plain light background.
+(`smvl.data.sources.synthetic`), distinct within a clip, on a plain light background.
 
 | type | example | answers |
 | --- | --- | --- |
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from smvl.data.sample import Sample
-from smvl.data.synthetic import COLOURS, COUNTS, SHAPES, SPLITS, _draw
-from smvl.data.video import Video
+from smvl.data.samples.sample import Sample
+from smvl.data.samples.video import Video
+from smvl.data.sources.synthetic import COLOURS, COUNTS, SHAPES, SPLITS, _draw
 
 DIRECTIONS = {"左边": (-1, 0), "右边": (1, 0), "上边": (0, -1), "下边": (0, 1)}
 ANSWER_CLASSES = {"direction": list(DIRECTIONS), "first": SHAPES, "count_last": COUNTS}

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from smvl.data.sample import BadSample
+from smvl.data.samples.sample import BadSample
 
 MAX_FILE_BYTES = 2 * 2**30
 MAX_SECONDS = 3 * 3600
@@ -83,9 +83,8 @@ class Video:
 
 def sample_indices(total: int, fps: float, duration: float, sampling: VideoSampling) -> list[int]:
     """SmolVLMVideoProcessor.sample_frames' choice of frame indices, for a video of `total` frames."""
-    from transformers.video_utils import VideoMetadata
-
     from transformers import SmolVLMVideoProcessor
+    from transformers.video_utils import VideoMetadata
 
     meta = VideoMetadata(total_num_frames=total, fps=fps, duration=duration)
     processor = SmolVLMVideoProcessor(num_frames=sampling.max_frames, fps=sampling.fps)
@@ -157,7 +156,7 @@ def _from_path(path: Path, sampling: VideoSampling, fps=None) -> Video:
 
 def _from_folder(path: Path, sampling: VideoSampling, fps=None) -> Video:
     """A folder of frame images, in name order, shown at `fps` (default FOLDER_FPS)."""
-    from smvl.data.images import load_image
+    from smvl.data.samples.images import load_image
 
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
     if not files:

@@ -1,14 +1,15 @@
-"""One entry point from a source name to canonical samples.
+"""Records in storage -> samples: `open_source` is the one entry point from a source name to canonical samples,
+split, sharded and mixed; the modules beside it read one kind of source each. Reads `samples` only, never `batches`.
 
 | spec | source |
 | --- | --- |
-| `synthetic` | the built-in Chinese visual-QA set (`smvl.data.synthetic`) |
-| `synthetic-video` | the built-in Chinese video-QA set (`smvl.data.synthetic_video`) |
-| `path/file.jsonl`, `path/file.json` | smvl JSONL or LLaVA/ShareGPT records (`smvl.data.jsonl`) |
+| `synthetic` | the built-in Chinese visual-QA set (`smvl.data.sources.synthetic`) |
+| `synthetic-video` | the built-in Chinese video-QA set (`smvl.data.sources.synthetic_video`) |
+| `path/file.jsonl`, `path/file.json` | smvl JSONL or LLaVA/ShareGPT records (`smvl.data.sources.jsonl`) |
 | `path/folder` | a local the_cauldron download, `<folder>/<subset>/*.parquet` |
 | `cauldron:cocoqa,ai2d` or `HuggingFaceM4/the_cauldron` | the hub dataset through `datasets` |
-| `path/folder` with `captions.jsonl/.csv/.tsv`, `path/captions.csv` | image-caption pairs (`smvl.data.captions`) |
-| `shards/{000000..000099}.tar`, `shards/*.tar`, a folder of them | WebDataset shards (`smvl.data.webdataset`) |
+| `path/folder` with `captions.jsonl/.csv/.tsv`, `path/captions.csv` | image-caption pairs (`smvl.data.sources.captions`) |
+| `shards/{000000..000099}.tar`, `shards/*.tar`, a folder of them | WebDataset shards (`smvl.data.sources.webdataset`) |
 | `modelscope:AI-ModelScope/the_cauldron` | a ModelScope dataset repo, downloaded, then read as the local folder it is |
 | `a.jsonl*2 + data/the_cauldron*1` | several sources mixed by weight (`*w`, default 1), each sharded and split alike |
 
@@ -18,14 +19,14 @@ ModelScope copy, AI-ModelScope/the_cauldron, downloading only the chosen subsets
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
-from smvl.data.sample import BadSample, Sample
+from smvl.data.samples.sample import BadSample, Sample
+from smvl.data.samples.skips import SkipLog
+from smvl.data.sources.split import Selector
 from smvl.errors import UserError
-from smvl.data.skips import SkipLog
-from smvl.data.split import Selector
 
 MODELSCOPE_CAULDRON = "AI-ModelScope/the_cauldron"
 MIX_SEPARATOR = " + "
@@ -89,7 +90,7 @@ def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, s
                 holdout: float = 64, streaming: bool = True, shard: tuple[int, int] = (0, 1),
                 lazy: bool = False, synthetic_scenes: float = 0.0) -> Iterator[Sample]:
     """Samples of `spec` for `split` ("train" or "test"); bad ones are skipped and counted in `skips`. With `lazy`,
-    images may stay undecoded ImageRefs: pass the samples through `smvl.data.lazy.decoded` before use.
+    images may stay undecoded ImageRefs: pass the samples through `smvl.data.samples.lazy.decoded` before use.
     `synthetic_scenes`: the share of the synthetic set's *training* samples that describe the whole scene.
 
     `shard=(k, n)` yields every n-th record from the k-th, choosing before any image is decoded, so processes and
@@ -98,21 +99,21 @@ def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, s
     skips = skips if skips is not None else SkipLog()
     cap = -(-max_samples // shard[1]) if max_samples is not None else None
     if spec == "synthetic":
-        from smvl.data.synthetic import make_sample
+        from smvl.data.sources.synthetic import make_sample
 
         n = max_samples or 1000
         scenes = synthetic_scenes if split == "train" else 0.0
         return _validated((make_sample(split, seed, i, scene_fraction=scenes) for i in range(shard[0], n, shard[1])),
                           skips)
     if spec == "synthetic-video":
-        from smvl.data.synthetic_video import generate
+        from smvl.data.sources.synthetic_video import generate
 
         n = max_samples or 1000
         return _validated((generate(split, seed, i) for i in range(shard[0], n, shard[1])), skips)
     options = dict(split=split, skips=skips, seed=seed, subsets=subsets, weights=weights, holdout=holdout,
                    streaming=streaming, shard=shard, lazy=lazy, synthetic_scenes=synthetic_scenes)
     if MIX_SEPARATOR in spec:
-        from smvl.data.mixing import weighted_interleave
+        from smvl.data.sources.mixing import weighted_interleave
 
         parts = mixture_parts(spec)
         # Every pass re-opens the source with the same seed: a fraction hold-out is a hash of it, so a repeated pass
@@ -125,13 +126,13 @@ def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, s
     if hub is not None:
         return open_source(str(hub[0]), **{**options, "subsets": hub[1]}, max_samples=max_samples)
     if spec.startswith("cauldron:") or spec == "HuggingFaceM4/the_cauldron":
-        from smvl.data.cauldron import cauldron_samples
+        from smvl.data.sources.cauldron import cauldron_samples
 
         names = spec.partition(":")[2] or subsets
         return cauldron_samples(None, names, split, holdout, weights, seed, cap, streaming, skips, shard, lazy)
     path = Path(spec)
-    from smvl.data.captions import caption_file, read_caption_file
-    from smvl.data.webdataset import is_shard_spec, shard_samples
+    from smvl.data.sources.captions import caption_file, read_caption_file
+    from smvl.data.sources.webdataset import is_shard_spec, shard_samples
 
     if path.is_dir() and caption_file(path) is not None:
         path = caption_file(path)
@@ -141,11 +142,11 @@ def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, s
     if is_shard_spec(spec):
         return _capped(shard_samples(spec, split, holdout, seed, skips, shard, lazy), cap)
     if path.is_dir():
-        from smvl.data.cauldron import cauldron_samples
+        from smvl.data.sources.cauldron import cauldron_samples
 
         return cauldron_samples(path, subsets, split, holdout, weights, seed, cap, streaming, skips, shard, lazy)
     if path.suffix in (".jsonl", ".json"):
-        from smvl.data.jsonl import read_chat_file
+        from smvl.data.sources.jsonl import read_chat_file
 
         return _capped(read_chat_file(path, skips, Selector(path.name, split, holdout, seed, shard), lazy), cap)
     raise _unknown(spec)
@@ -162,7 +163,7 @@ def _unknown(spec: str) -> Exception:
 def check_source(spec: str, subsets: str = "all", weights: str | None = None) -> None:
     """Fail now, in one sentence naming the source, on what would only fail once reading starts: after the splice,
     a download, or hours into a run."""
-    from smvl.data.mixing import parse_weights
+    from smvl.data.sources.mixing import parse_weights
 
     if spec in ("synthetic", "synthetic-video"):
         return
@@ -180,8 +181,8 @@ def check_source(spec: str, subsets: str = "all", weights: str | None = None) ->
             parse_weights(weights, [n.strip() for n in names.split(",") if n.strip()])
         return
     path = Path(spec)
-    from smvl.data.captions import caption_file, check_caption_file
-    from smvl.data.webdataset import is_shard_spec, shard_files
+    from smvl.data.sources.captions import caption_file, check_caption_file
+    from smvl.data.sources.webdataset import is_shard_spec, shard_files
 
     if path.is_dir() and caption_file(path) is not None:
         path = caption_file(path)
@@ -192,7 +193,7 @@ def check_source(spec: str, subsets: str = "all", weights: str | None = None) ->
         shard_files(spec)
         return
     if path.is_dir():
-        from smvl.data.cauldron import local_subsets
+        from smvl.data.sources.cauldron import local_subsets
 
         found = local_subsets(path)
         if not found:

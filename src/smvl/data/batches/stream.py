@@ -18,13 +18,13 @@ from itertools import islice
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from smvl.data.collate import CollateOptions, Encoded, Encoder, collate
-from smvl.data.heap import keep_freed_memory
-from smvl.data.images import image_size
-from smvl.data.lazy import ImageRef, VideoRef, decode
-from smvl.data.pack import RowPacker
-from smvl.data.sample import BadSample, Sample
-from smvl.data.skips import SkipLog
+from smvl.data.batches.collate import CollateOptions, Encoded, Encoder, collate
+from smvl.data.batches.heap import keep_freed_memory
+from smvl.data.batches.pack import RowPacker
+from smvl.data.samples.images import image_size
+from smvl.data.samples.lazy import ImageRef, VideoRef, decode
+from smvl.data.samples.sample import BadSample, Sample
+from smvl.data.samples.skips import SkipLog
 
 IMAGES_LEFT_OUT = "images left out (data.images: first keeps one a sample)"
 SKIPS_KEY = "smvl_skips"  # a worker's skip counts since its previous batch, riding with the batch

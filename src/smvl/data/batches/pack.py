@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from smvl.data.collate import IGNORE, Encoded, image_tensors
+from smvl.data.batches.collate import IGNORE, Encoded, image_tensors
 
 
 def pack(batch: list[Encoded]) -> dict[str, torch.Tensor | int]:

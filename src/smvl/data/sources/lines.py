@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
-from smvl.data.sample import BadSample
+from smvl.data.samples.sample import BadSample
 
 MAX_RECORD_BYTES = 64 * 2**20  # room for a few base64 photos in one record
 _DRAIN = 2**20

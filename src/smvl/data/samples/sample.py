@@ -38,7 +38,7 @@ class Sample:
 
     `messages` is a list of {"role": "system"|"user"|"assistant", "content": str | list[part]} where a part
     is {"type": "text", "text": str}, {"type": "image"} or {"type": "video"}. `images[i]` is the image of the i-th
-    image part, counted across all messages in order; `videos[i]` (a `smvl.data.video.Video`, or a reference to
+    image part, counted across all messages in order; `videos[i]` (a `smvl.data.samples.video.Video`, or a reference to
     one until decoded) that of the i-th video part.
     """
 

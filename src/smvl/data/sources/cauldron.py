@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from smvl.data.lazy import ImageRef, decode
-from smvl.data.mixing import parse_weights, proportional_interleave, weighted_interleave
-from smvl.data.sample import BadSample, Sample
-from smvl.data.skips import SkipLog, TooManySkipped
-from smvl.data.split import Selector
+from smvl.data.samples.lazy import ImageRef, decode
+from smvl.data.samples.sample import BadSample, Sample
+from smvl.data.samples.skips import SkipLog, TooManySkipped
+from smvl.data.sources.mixing import parse_weights, proportional_interleave, weighted_interleave
+from smvl.data.sources.split import Selector
 
 HUB_ID = "HuggingFaceM4/the_cauldron"
 
@@ -183,7 +183,7 @@ def cauldron_samples(root: str | Path | None, subsets: str = "all", split: str =
                      streaming: bool = True, skips: SkipLog | None = None,
                      shard: tuple[int, int] = (0, 1), lazy: bool = False) -> Iterator[Sample]:
     """Samples of the chosen subsets, mixed by `weights`, or without weights in proportion to their sizes; `lazy`
-    leaves images undecoded (`smvl.data.lazy`)."""
+    leaves images undecoded (`smvl.data.samples.lazy`)."""
     skips = skips if skips is not None else SkipLog()
     if root is not None:
         root = Path(root)
