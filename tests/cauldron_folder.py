@@ -105,6 +105,19 @@ def write_cauldron(root: Path, seed: int = 0) -> Path:
     return root
 
 
+def subset_rows(root: Path, subset: str) -> list[dict]:
+    """A subset's rows in reading order, from the files that can be read (the row indices sample ids carry)."""
+    import pyarrow.parquet as pq
+
+    rows = []
+    for file in sorted((root / subset).glob("*.parquet")):
+        try:
+            rows += pq.read_table(file).to_pylist()
+        except Exception:  # noqa: BLE001 - the file cut short (TRUNCATED): readers leave it out
+            pass
+    return rows
+
+
 def write_text_only(path: Path, n: int = 60) -> Path:
     lines = [{"messages": [{"role": "user", "content": f"用一句话介绍数字{i}。"},
                            {"role": "assistant", "content": f"{i}是一个整数。"}]} for i in range(n)]
