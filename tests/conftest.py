@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -11,8 +13,11 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# The tiny preset's cache goes to a scratch folder (subprocesses inherit it), never the user's ~/.cache.
-os.environ.setdefault("SMVL_CACHE", tempfile.mkdtemp(prefix="smvl-cache-"))
+# The tiny preset's cache goes to a scratch folder (subprocesses inherit it), never the user's ~/.cache; removed
+# when the session ends, so runs do not pile them up in /tmp.
+if "SMVL_CACHE" not in os.environ:
+    os.environ["SMVL_CACHE"] = tempfile.mkdtemp(prefix="smvl-cache-")
+    atexit.register(shutil.rmtree, os.environ["SMVL_CACHE"], ignore_errors=True)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch.set_num_threads(2)
 
