@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from smvl.data.sources import (
+    BUILT_IN,  # generated sources: inspected with the tiny preset by default
+)
 from smvl.errors import UserError
-
-BUILT_IN = ("synthetic", "synthetic-video")  # generated sources: inspected with the tiny preset by default
 
 
 def processor_for(args) -> tuple[object, str]:
@@ -72,11 +73,12 @@ def register(sub) -> None:
     data = sub.add_parser("data", help="look at and translate data sources").add_subparsers(dest="data_command",
                                                                                             required=True)
     p = data.add_parser("inspect", help="counts, token lengths, truncation at --max-length, one rendered sample")
-    p.add_argument("source", help="synthetic | file.jsonl | file.json | cauldron folder | cauldron:<subsets> | caption "
-                                   "folder | shards/{000000..000099}.tar | modelscope:<owner>/<name> | a + b mixture")
+    p.add_argument("source", help="synthetic | synthetic-video | synthetic-tools | synthetic-thinking | file.jsonl | "
+                                   "file.json | cauldron folder | cauldron:<subsets> | caption folder | "
+                                   "shards/{000000..000099}.tar | modelscope:<owner>/<name> | a + b mixture")
     p.add_argument("--model", help="a model folder or hub id whose processor to use")
-    p.add_argument("--preset", help="a named source pair (default: the tiny preset for `synthetic` and "
-                                    "`synthetic-video`, else the real pair the shipped configs train, "
+    p.add_argument("--preset", help="a named source pair (default: the tiny preset for the built-in "
+                                    "sets (synthetic*), else the real pair the shipped configs train, "
                                     "smolvlm2-256m+qwen3-0.6b)")
     p.add_argument("--vision", help="with --text: the processor a splice of these sources would get")
     p.add_argument("--text")

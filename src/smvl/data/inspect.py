@@ -48,6 +48,19 @@ def render(enc: Encoded, processor) -> str:
     return "".join(out)
 
 
+def tool_use(sample) -> Counter[str]:
+    m = sample.messages
+    return Counter({"tools": bool(sample.tools), "calls": sum(len(x.get("tool_calls") or []) for x in m),
+                    "results": sum(x["role"] == "tool" for x in m),
+                    "traces": sum(bool(x.get("reasoning_content")) for x in m)})
+
+
+def tool_use_line(uses: Counter[str], samples: int) -> str:
+    return (f"tool use and thinking: {uses['tools']} of {samples} samples offer tools; {uses['calls']} tool calls, "
+            f"{uses['results']} tool results, {uses['traces']} thinking traces (data.drop_thinking trains a share "
+            "of the traced samples without theirs)")
+
+
 def source_shares(drawn: Counter, rows: int = 12) -> list[str]:
     """The realised share of each source among the samples drawn (a mixture's weights are what was asked for)."""
     total = sum(drawn.values())
@@ -67,6 +80,7 @@ def inspect(spec: str, processor, max_length: int, limit: int, options: dict, se
     truncated = retiled = dropped = 0
     drawn: Counter[str] = Counter()
     multi_image = images_left_out = 0
+    uses: Counter[str] = Counter()  # tool use and thinking, as `tool_use_line` reports it
     first = None
     for n, sample in enumerate(open_source(spec, skips=skips, seed=seed, max_samples=limit, **options)):
         if n >= limit:
@@ -77,6 +91,7 @@ def inspect(spec: str, processor, max_length: int, limit: int, options: dict, se
         except BadSample as exc:  # bad at any length (marker text, say): training would skip it the same way
             skips.skip(sample.id, exc.reason)
             continue
+        uses.update(tool_use(sample))
         multi_image += enc.images_left_out > 0
         images_left_out += enc.images_left_out
         image_tokens.append(enc.image_tokens)
@@ -94,6 +109,8 @@ def inspect(spec: str, processor, max_length: int, limit: int, options: dict, se
              "text tokens per sample:", *histogram(text_tokens), "",
              f"at max_length {max_length}: {truncated} truncated (turns or answer cut), {retiled} re-tiled, "
              f"{dropped} dropped"]
+    if +uses:  # counts above zero
+        lines.append(tool_use_line(uses, len(totals)))
     if multi_image:
         lines.append(f"images: first (training's default) keeps one image: {multi_image} multi-image samples lose "
                      f"{images_left_out} images while all their questions train (data.images: all keeps up to "

@@ -47,6 +47,9 @@ class DataConfig:
     images: str = "first"  # first | all
     max_images: int = 4
     retile: bool = True
+    # think-or-not training: a sample with a thinking trace trains without it (non-thinking mode) with this
+    # probability, so one model learns both modes
+    drop_thinking: float = 0.0
     image_splitting: bool | None = None  # None: the processor's own setting; false: the global image only
     # None: only without packing, where it saves padding. A packed row has none to save, and sorting by length makes
     # batches of one kind: on the synthetic sets length names the question type, and such batches kept the video

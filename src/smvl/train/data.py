@@ -18,17 +18,18 @@ from smvl.data.batches.collate import CollateOptions, Encoder
 from smvl.data.batches.pack import pack
 from smvl.data.batches.stream import BatchStream
 from smvl.data.samples.skips import SkipLog
+from smvl.data.sources import BUILT_IN
 from smvl.errors import UserError
 from smvl.train.config import TrainConfig
 from smvl.train.held_out import HeldOut
 
-SYNTHETIC = ("synthetic", "synthetic-video")  # made in code: small, made once, sized by data.synthetic_*
+SYNTHETIC = BUILT_IN  # made in code: small, made once, sized by data.synthetic_*
 
 
 def collate_options(cfg: TrainConfig) -> CollateOptions:
     d = cfg.data
     return CollateOptions(max_length=d.max_length, labels=d.labels, padding=d.padding, images=d.images,
-                          max_images=d.max_images, retile=d.retile)
+                          max_images=d.max_images, retile=d.retile, drop_thinking=d.drop_thinking, seed=cfg.seed)
 
 
 def _open(cfg: TrainConfig, spec: str, split: str, skips: SkipLog, shard: tuple[int, int] = (0, 1), seed=None,

@@ -19,20 +19,23 @@ tokens such as Qwen3's `<think>` are content and stay.
 
 from __future__ import annotations
 
+import json
 import math
+import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from transformers.models.smolvlm.processing_smolvlm import get_image_prompt_string
 
 from smvl.data.batches.frames import frame_tiles, video_prompt
 from smvl.data.batches.pixels import norm_of, normalise
+from smvl.data.batches.template_support import TemplateSupport
 from smvl.data.batches.tiles import FastTiler, supported
 from smvl.data.batches.timing import StageTimer
 from smvl.data.batches.truncate import Layout, fit
 from smvl.data.batches.turns import TurnMarks
-from smvl.data.samples.sample import BadSample, Sample, image_parts, media_order, text_of, video_parts
+from smvl.data.samples.sample import BadSample, Sample, image_parts, media_order, texts_of, thinks, video_parts
 from smvl.data.samples.video import VideoSampling
 from smvl.errors import UserError
 
@@ -52,6 +55,10 @@ class CollateOptions:
     # Tiles by `tiles.FastTiler` (one resize, same tiles and grids, ~4x faster) and lets JPEGs decode at reduced
     # scale; False: the processor's own image call and full decodes (the stock path `smvl bench data` compares).
     fast_images: bool = True
+    # Think-or-not training: a sample with a thinking trace trains without it (in non-thinking mode, the empty think
+    # block as prompt) with this probability, drawn per sample id and `seed`, so a resume or a worker draws the same.
+    drop_thinking: float = 0.0
+    seed: int = 0
 
     def __post_init__(self):
         for name, allowed in (("labels", ("assistant", "all")), ("padding", ("longest", "max_length")),
@@ -60,6 +67,8 @@ class CollateOptions:
                 raise UserError(f"data.{name}={getattr(self, name)!r}; expected one of {', '.join(allowed)}")
         if self.min_answer_tokens < 1:
             raise UserError(f"min_answer_tokens={self.min_answer_tokens}; expected at least 1")
+        if not 0 <= self.drop_thinking <= 1:
+            raise UserError(f"data.drop_thinking={self.drop_thinking}; expected a probability from 0 to 1")
 
 
 @dataclass
@@ -74,6 +83,8 @@ class Encoded:
     truncated: bool = False  # turns dropped or the last answer shortened (re-tiling shows in `tiles`)
     id: str = ""
     images_left_out: int = 0  # images `images: first` dropped from a multi-image sample (its questions still train)
+    calls_left_out: int = 0  # tool calls truncation dropped, each with its result
+    thinking: bool = False  # trains a thinking trace
 
     @property
     def image_tokens(self) -> int:
@@ -107,7 +118,7 @@ def apply_image_policy(sample: Sample, policy: str, max_images: int) -> Sample:
                 parts.append(p)
             m = {**m, "content": parts}
         messages.append(m)
-    return Sample(messages, sample.images[:1], sample.id, sample.source, sample.videos)
+    return replace(sample, messages=messages, images=sample.images[:1])
 
 
 def frame_budgets(sample: Sample) -> list[int | None]:
@@ -125,7 +136,20 @@ def with_frames(sample: Sample, count: int | None, sampling: VideoSampling | Non
     limit = count if count is not None else (sampling.max_frames if sampling else None)
     if not sample.videos or limit is None:
         return sample
-    return Sample(sample.messages, sample.images, sample.id, sample.source, [v.subsample(limit) for v in sample.videos])
+    return replace(sample, videos=[v.subsample(limit) for v in sample.videos])
+
+
+def without_thinking(sample: Sample) -> Sample:
+    """The sample with every thinking trace taken out: its answers train in non-thinking mode."""
+    messages = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in sample.messages]
+    return replace(sample, messages=messages)
+
+
+def cut_points(messages: list[dict]) -> list[int]:
+    """Indices of the assistant messages a truncated sample may end with: not a call whose results follow, so that
+    a tool call and its result are kept together or dropped together."""
+    return [i for i, m in enumerate(messages) if m["role"] == "assistant"
+            and not (m.get("tool_calls") and i + 1 < len(messages) and messages[i + 1]["role"] == "tool")]
 
 
 class Encoder:
@@ -136,6 +160,7 @@ class Encoder:
         self.tok = processor.tokenizer
         self.template = processor.chat_template
         self.marks = TurnMarks.of(self._render, self._ids)
+        self.support = TemplateSupport.of(self._render)
         p = processor
         markers = (p.image_token, p.fake_image_token, p.global_image_token, getattr(p, "video_token", None),
                    self.marks.header, self.marks.end)
@@ -165,8 +190,9 @@ class Encoder:
         processor: training sets the frame limits after loading)."""
         return VideoSampling.of(self.video_processor) if self.video_processor is not None else None
 
-    def _render(self, messages, **kwargs) -> str:
-        return self.tok.apply_chat_template(messages, chat_template=self.template, tokenize=False, **kwargs)
+    def _render(self, messages, tools=None, **kwargs) -> str:
+        return self.tok.apply_chat_template(messages, chat_template=self.template, tokenize=False,
+                                            **({"tools": tools} if tools else {}), **kwargs)
 
     def _ids(self, text: str) -> list[int]:
         return self.tok(text, add_special_tokens=False)["input_ids"] if text else []
@@ -193,11 +219,11 @@ class Encoder:
         return out, videos
 
     def layout(self, messages: list[dict], grids: list[tuple[int, int]],
-               videos: list | None = None) -> tuple[list[int], list[str]]:
-        """Token ids and per-token kinds of `messages` rendered whole, their images tiled as `grids` (frames of
-        `videos` included, in token order, each (0, 0): one tile)."""
+               videos: list | None = None, tools: list[dict] | None = None) -> tuple[list[int], list[str]]:
+        """Token ids and per-token kinds of `messages` rendered whole (with `tools` in the system prompt), their
+        images tiled as `grids` (frames of `videos` included, in token order, each (0, 0): one tile)."""
         ids, kinds, image, videos = [], [], 0, list(videos or [])
-        for kind, piece in self.marks.split(self._render(messages)):
+        for kind, piece in self.marks.split(self._render(messages, tools)):
             piece, videos = self._expand_videos(piece, videos)
             for k, text_piece in enumerate(piece.split(self.processor.image_token)):
                 if k:
@@ -214,13 +240,16 @@ class Encoder:
         """Marker text in a message would be tokenised as the marker itself: a literal image token becomes a block
         with no image behind it (the layout runs out of tiles), the other image markers would carry loss under
         labels=all, and a header or turn end would move where answers start or stop. Any other control token is
-        refused too (see the module's docstring)."""
-        for m in sample.messages:
-            found = self._forbidden.search(text_of(m))
+        refused too (see the module's docstring). Tool schemas, calls and thinking traces are text the template
+        writes, so they are checked too."""
+        texts = [(m["role"] + " message", text) for m in sample.messages for text in texts_of(m)]
+        texts += [("tool schema", json.dumps(sample.tools, ensure_ascii=False))] if sample.tools else []
+        for where, text in texts:
+            found = self._forbidden.search(text)
             if found:
                 token = found.group()
                 reason = "marker token in text" if token in self.markers else "control token in text"
-                raise BadSample(reason, f"{token!r} in a {m['role']} message")
+                raise BadSample(reason, f"{token!r} in a {where}")
 
     def grid(self, image, size: int) -> tuple[int, int]:
         _, rows, cols = self.processor.image_processor.get_number_of_image_patches(
@@ -243,7 +272,7 @@ class Encoder:
                 tiles = next(frames)
                 items += list(tiles)
                 grids += [(0, 0)] * len(tiles)
-        return Layout(*self.layout(messages, grids, videos), items, grids, size)
+        return Layout(*self.layout(messages, grids, videos, sample.tools), items, grids, size, turns=count)
 
     def __call__(self, sample: Sample, pixels: bool = True) -> Encoded:
         """`pixels=False`: ids, labels and grids without tiles, so images need only their sizes (a resume walking
@@ -255,25 +284,35 @@ class Encoder:
         o = self.options
         given = len(sample.images)
         sample = apply_image_policy(sample, o.images, o.max_images)
-        answers = [i for i, m in enumerate(sample.messages) if m["role"] == "assistant"]
+        if thinks(sample) and o.drop_thinking and random.Random(f"{o.seed}:{sample.id}").random() < o.drop_thinking:
+            sample = without_thinking(sample)
+        answers = cut_points(sample.messages)
         if not answers:
             raise BadSample("no assistant turn")
         self._check_text(sample)
+        lacking = self.support.missing(sample.messages, sample.tools)
+        if lacking:
+            raise BadSample("chat template cannot render it", f"the template drops {lacking}")
         if sample.videos and self.video_processor is None:
             raise BadSample("video unsupported", "the processor has no video processor")
         sizes = [self.size] + ([s for s in range(self.size - self.tile, 0, -self.tile)] if o.retile else [])
+        # A call cut short is not JSON: an answer that ends in calls is kept whole or the sample does not fit.
+        min_answer = 10**9 if sample.messages[answers[0]].get("tool_calls") else o.min_answer_tokens
         # Fewer frames are tried before the sample is given up: a shorter look at the clip still teaches.
         for frames in frame_budgets(sample):
             shown = with_frames(sample, frames, self.sampling)
             for size in sizes:
                 try:
                     layout = fit(lambda count: self._turns(shown, answers, size, count), len(answers),
-                                 o.max_length, o.min_answer_tokens)
+                                 o.max_length, min_answer)
                 except BadSample as exc:
                     too_long = exc
                     continue
                 enc = self._finish(sample.id, layout, pixels)
                 enc.images_left_out = given - len(sample.images)
+                kept = sample.messages[: answers[layout.turns - 1] + 1]
+                enc.calls_left_out = calls(sample.messages) - calls(kept)
+                enc.thinking = thinks(replace(sample, messages=kept))
                 return enc
         raise too_long
 
@@ -338,6 +377,10 @@ class Encoder:
         scale, shift = norm_of(self.processor.image_processor)
         tiles.append(((out["pixel_values"][0] + shift) / scale).round().clamp(0, 255).to(torch.uint8))
         return list(zip(out["rows"][0], out["cols"][0]))
+
+
+def calls(messages: list[dict]) -> int:
+    return sum(len(m.get("tool_calls") or []) for m in messages)
 
 
 def collate(batch: list[Encoded], pad_id: int, options: CollateOptions) -> dict[str, torch.Tensor]:

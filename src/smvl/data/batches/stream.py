@@ -27,6 +27,7 @@ from smvl.data.samples.sample import BadSample, Sample
 from smvl.data.samples.skips import SkipLog
 
 IMAGES_LEFT_OUT = "images left out (data.images: first keeps one a sample)"
+CALLS_LEFT_OUT = "tool calls left out with their results (turns past max_length)"
 SKIPS_KEY = "smvl_skips"  # a worker's skip counts since its previous batch, riding with the batch
 
 
@@ -128,6 +129,8 @@ class BatchStream(IterableDataset):
                 continue
             if enc.images_left_out and not measuring():
                 self.skips.note(IMAGES_LEFT_OUT, enc.images_left_out)
+            if enc.calls_left_out and not measuring():
+                self.skips.note(CALLS_LEFT_OUT, enc.calls_left_out)
             yield enc
 
     def _encode(self, sample: Sample) -> Encoded:

@@ -30,6 +30,7 @@ class Layout:
     grids: list[tuple[int, int]]  # (rows, cols) per image
     size: int  # longest edge the images are resized to before tiling
     truncated: bool = False  # turns dropped or the last answer shortened
+    turns: int = 0  # how many of the sample's turns (up to a cut point) it holds
 
 
 def fit(layout_of: Callable[[int], Layout], turns: int, max_length: int, min_answer: int) -> Layout:

@@ -5,6 +5,7 @@ split, sharded and mixed; the modules beside it read one kind of source each. Re
 | --- | --- |
 | `synthetic` | the built-in Chinese visual-QA set (`smvl.data.sources.synthetic`) |
 | `synthetic-video` | the built-in Chinese video-QA set (`smvl.data.sources.synthetic_video`) |
+| `synthetic-tools`, `synthetic-thinking` | built-in Chinese tool-calling and thinking sets (`.synthetic_tools`) |
 | `path/file.jsonl`, `path/file.json` | smvl JSONL or LLaVA/ShareGPT records (`smvl.data.sources.jsonl`) |
 | `path/folder` | a local the_cauldron download, `<folder>/<subset>/*.parquet` |
 | `cauldron:cocoqa,ai2d` or `HuggingFaceM4/the_cauldron` | the hub dataset through `datasets` |
@@ -27,6 +28,8 @@ from smvl.data.samples.sample import BadSample, Sample
 from smvl.data.samples.skips import SkipLog
 from smvl.data.sources.split import Selector
 from smvl.errors import UserError
+
+BUILT_IN = ("synthetic", "synthetic-video", "synthetic-tools", "synthetic-thinking")  # made in code, no files
 
 MODELSCOPE_CAULDRON = "AI-ModelScope/the_cauldron"
 MIX_SEPARATOR = " + "
@@ -110,6 +113,11 @@ def open_source(spec: str, split: str = "train", skips: SkipLog | None = None, s
 
         n = max_samples or 1000
         return _validated((generate(split, seed, i) for i in range(shard[0], n, shard[1])), skips)
+    if spec in ("synthetic-tools", "synthetic-thinking"):
+        from smvl.data.sources.synthetic_tools import thinking_sample, tool_sample
+
+        make, n = tool_sample if spec == "synthetic-tools" else thinking_sample, max_samples or 1000
+        return _validated((make(split, seed, i) for i in range(shard[0], n, shard[1])), skips)
     options = dict(split=split, skips=skips, seed=seed, subsets=subsets, weights=weights, holdout=holdout,
                    streaming=streaming, shard=shard, lazy=lazy, synthetic_scenes=synthetic_scenes)
     if MIX_SEPARATOR in spec:
@@ -156,7 +164,7 @@ def _unknown(spec: str) -> Exception:
     path = Path(spec)
     if "/" in spec or path.suffix:
         return FileNotFoundError(f"data source {spec} does not exist")
-    return UserError(f"unknown data source {spec!r}: use synthetic, synthetic-video, a .jsonl/.json file, a the_cauldron folder, "
+    return UserError(f"unknown data source {spec!r}: use {', '.join(BUILT_IN)}, a .jsonl/.json file, a the_cauldron folder, "
                      "cauldron:<subsets>, a caption folder or .csv/.tsv, .tar shards, or modelscope:<owner>/<name>")
 
 
@@ -165,7 +173,7 @@ def check_source(spec: str, subsets: str = "all", weights: str | None = None) ->
     a download, or hours into a run."""
     from smvl.data.sources.mixing import parse_weights
 
-    if spec in ("synthetic", "synthetic-video"):
+    if spec in BUILT_IN:
         return
     if MIX_SEPARATOR in spec:
         for name, _ in mixture_parts(spec):

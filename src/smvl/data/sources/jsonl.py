@@ -10,12 +10,17 @@ smvl JSONL, one JSON object per line:
 - `content`: a string where each `<image>` marks where the next image goes, or a list of parts
   `{"type": "text", "text": ...}` / `{"type": "image"}`. Roles: system, user, assistant. All turns are used.
 - `id` is optional (the default is `file.jsonl:LINE`).
+- Tool use and thinking, in OpenAI's message shape: a record's `tools` (function schemas); an assistant message's
+  `tool_calls` and `reasoning_content` (or `<think>...</think>` opening its content); `tool` messages with the
+  result (`tool_call_id`, `name`). Training labels the trace, the calls and the answer, never the schemas or
+  results (`smvl.data.sources.tool_messages`).
 - `videos`: video files (any container/codec FFmpeg reads), folders of frame images, `{"path": folder, "fps": 2}`,
   or `data:video/...;base64,` strings, placed by `<video>` markers or `{"type": "video"}` parts (`smvl.data.samples.video`).
   LLaVA-Video records give them as `"video"`.
 
 LLaVA / ShareGPT (`.json` list or `.jsonl`): `{"id", "image": path or [paths], "conversations": [{"from": "human" |
-"gpt" | "system", "value": "<image>\\n..."}]}`. A record is skipped, with its reason counted, on invalid JSON or
+"gpt" | "system", "value": "<image>\\n..."}]}`; with tools as LLaMA-Factory writes them: `function_call` and
+`observation` turns, and `tools` and `system` fields on the record. A record is skipped, with its reason counted, on invalid JSON or
 UTF-8, a line or record over `lines.MAX_RECORD_BYTES`, missing fields, marker/image count mismatch, empty answers
 or unreadable images. Both are read one record at a time (`.json` through `jsonarray`), never whole.
 """
@@ -57,12 +62,13 @@ def to_sample(record, sid: str, base_dir: Path, source: str, lazy: bool = False)
         raise BadSample("malformed record", f"expected an object, got {type(record).__name__}")
     sid = str(record.get("id", sid))
     videos = record.get("videos", record.get("video", []))
+    extra = {"tools": record.get("tools"), "system": record.get("system")}
     if "conversations" in record:
         images = record.get("image", record.get("images", []))
-        return build_sample(record["conversations"], images, sid, source, base_dir, lazy, videos)
+        return build_sample(record["conversations"], images, sid, source, base_dir, lazy, videos, **extra)
     if "messages" in record:
         images = record.get("images", record.get("image", []))
-        return build_sample(record["messages"], images, sid, source, base_dir, lazy, videos)
+        return build_sample(record["messages"], images, sid, source, base_dir, lazy, videos, **extra)
     raise BadSample("missing fields", "a record needs `messages` (smvl) or `conversations` (LLaVA)")
 
 
