@@ -36,6 +36,23 @@ def sampling_options(args) -> dict:
             "max_new_tokens": args.max_new_tokens}
 
 
+def load_tools(path: str) -> list[dict]:
+    """A JSON file holding a list of OpenAI function tools: [{"type": "function", "function": {"name", ...}}]."""
+    import json
+    from pathlib import Path
+
+    try:
+        tools = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--tools {path}: cannot read a JSON file ({exc})") from None
+    ok = isinstance(tools, list) and tools and all(
+        isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("function"), dict)
+        and isinstance(t["function"].get("name"), str) and t["function"]["name"] for t in tools)
+    if not ok:
+        raise UserError(f'--tools {path}: expected a JSON list of {{"type": "function", "function": {{"name": ...}}}}')
+    return tools
+
+
 def cmd_chat(args) -> int:
     from smvl.data.samples.sample import BadSample
     from smvl.infer.chat import Chat
@@ -47,8 +64,10 @@ def cmd_chat(args) -> int:
     if stray:
         raise UserError(f"unrecognized arguments: {' '.join(stray)}")
     question = " ".join(filter(None, [args.question, *args.extra])) or None
+    tools = load_tools(args.tools) if args.tools else None
     model, processor = load(args.model, args.dtype, args.device)
-    chat = Chat(model, processor, args.system, args.thinking, args.hide_thinking, sampling_options(args))
+    chat = Chat(model, processor, args.system, args.thinking, args.hide_thinking, sampling_options(args),
+                tools=tools)
     try:
         for path in args.image or []:
             chat.attach(path)
@@ -95,6 +114,10 @@ def register(sub) -> None:
                         "video processor says)")
     p.add_argument("--system", help="system prompt")
     p.add_argument("--hide-thinking", action="store_true", help="do not show the <think> part")
+    p.add_argument("--tools", metavar="FILE",
+                   help="JSON list of OpenAI function tools for the chat template; the model's tool calls are "
+                        "printed parsed, and in a session `/tool RESULT` answers the oldest unanswered call (the "
+                        "model goes on once all of a turn's calls are answered)")
     add_sampling_args(p, max_new_tokens=512)
     p.set_defaults(func=cmd_chat, accepts_overrides=True)
 

@@ -41,20 +41,26 @@ def load(model_dir, dtype: str = "auto", device: str = "auto"):
     return model, AutoProcessor.from_pretrained(model_dir)
 
 
-def prompt_text(processor, messages: list[dict], thinking: bool) -> str:
+def prompt_text(processor, messages: list[dict], thinking: bool, tools: list[dict] | None = None) -> str:
+    """The prompt the model's own template writes; `tools` (OpenAI function schemas) go to its `tools` variable
+    (Qwen3's lists them in the system turn). Assistant `tool_calls` arguments should be objects: Qwen3's template
+    writes a string verbatim."""
     return processor.tokenizer.apply_chat_template(
         messages, chat_template=processor.chat_template, tokenize=False, add_generation_prompt=True,
-        enable_thinking=thinking,
+        enable_thinking=thinking, tools=tools or None,
     )
 
 
 def inputs_for(model, processor, conversations: list[list[dict]], images: list[list[Image.Image]],
-               thinking: bool = False, videos: list[list] | None = None):
+               thinking: bool = False, videos: list[list] | None = None,
+               tools: list[list[dict] | None] | None = None):
     """Left-padded batch inputs: generation appends on the right, so every row must end at the same column.
 
     Videos (`smvl.data.samples.video.Video`, one list per conversation) go through the stock processor, its own frame
-    layout and timestamps: what plain transformers does with the same frames."""
-    texts = [prompt_text(processor, c, thinking) for c in conversations]
+    layout and timestamps: what plain transformers does with the same frames. `tools`: one list of tool schemas (or
+    None) per conversation."""
+    tools = tools or [None] * len(conversations)
+    texts = [prompt_text(processor, c, thinking, t) for c, t in zip(conversations, tools)]
     kwargs = {"images": images} if any(images) else {}
     if videos and any(videos):
         kwargs.update(video_inputs(images, videos))
@@ -110,23 +116,27 @@ def split_thinking(text: str) -> tuple[str, str]:
 @torch.no_grad()
 def generate_batch(model, processor, conversations: list[list[dict]], images: list[list[Image.Image]],
                    thinking: bool = False, batch_size: int = 16, videos: list[list] | None = None,
-                   **options) -> list[str]:
-    """One batched generate per `batch_size` conversations (KV cache on); the new text of each, stripped. A
-    conversation with a video, or with a different frame count than its neighbours, goes in a batch of its own
-    kind (`video_inputs`)."""
+                   tools: list[list[dict] | None] | None = None, **options) -> list[str]:
+    """One batched generate per `batch_size` conversations (KV cache on); the new text of each, stripped (tool-call
+    and think blocks kept: they are not special tokens). A conversation with a video, or with a different frame
+    count than its neighbours, goes in a batch of its own kind (`video_inputs`). `tools`: one list of tool schemas
+    (or None) per conversation."""
+    tools = tools or [None] * len(conversations)
     if videos and any(videos):
-        return _video_batches(model, processor, conversations, images, thinking, batch_size, videos, **options)
+        return _video_batches(model, processor, conversations, images, thinking, batch_size, videos, tools,
+                              **options)
     out = []
     for start in range(0, len(conversations), batch_size):
         inputs = inputs_for(model, processor, conversations[start:start + batch_size],
-                            images[start:start + batch_size], thinking)
+                            images[start:start + batch_size], thinking, tools=tools[start:start + batch_size])
         generated = model.generate(**inputs, **sampling(**options))
         new = generated[:, inputs["input_ids"].shape[1]:]
         out += [t.strip() for t in processor.batch_decode(new, skip_special_tokens=True)]
     return out
 
 
-def _video_batches(model, processor, conversations, images, thinking, batch_size, videos, **options) -> list[str]:
+def _video_batches(model, processor, conversations, images, thinking, batch_size, videos, tools,
+                   **options) -> list[str]:
     """Conversations grouped by frame count (one video, no images, batched), the rest one at a time; answers in
     the given order."""
     groups: dict[object, list[int]] = {}
@@ -138,7 +148,7 @@ def _video_batches(model, processor, conversations, images, thinking, batch_size
         for start in range(0, len(members), batch_size):
             chunk = members[start:start + batch_size]
             inputs = inputs_for(model, processor, [conversations[i] for i in chunk], [images[i] for i in chunk],
-                                thinking, [videos[i] for i in chunk])
+                                thinking, [videos[i] for i in chunk], [tools[i] for i in chunk])
             generated = model.generate(**inputs, **sampling(**options))
             new = generated[:, inputs["input_ids"].shape[1]:]
             out.update(zip(chunk, (t.strip() for t in processor.batch_decode(new, skip_special_tokens=True))))
@@ -237,7 +247,9 @@ class Generation:
 
 
 def generate_stream(model, processor, messages: list[dict], images: list[Image.Image], thinking: bool = False,
-                    cancel: threading.Event | None = None, videos: list | None = None, **options) -> Generation:
-    """A Generation for one conversation: text pieces as they come (`<think>` tags included, for callers to style)."""
-    inputs = inputs_for(model, processor, [messages], [images], thinking, [videos] if videos else None)
+                    cancel: threading.Event | None = None, videos: list | None = None, tools: list[dict] | None = None,
+                    **options) -> Generation:
+    """A Generation for one conversation: text pieces as they come (`<think>` and `<tool_call>` blocks included, for
+    callers to style or parse)."""
+    inputs = inputs_for(model, processor, [messages], [images], thinking, [videos] if videos else None, [tools])
     return Generation(model, processor, inputs, cancel, **options)

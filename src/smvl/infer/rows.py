@@ -2,13 +2,13 @@
 
 Each Row is one request's prompt, built alone (so its limits were checked alone). Rows are left-padded into one
 batch; after every step a stopping criterion hands each unfinished row its new token, decodes it for that row's
-sink, and ends the row at its own end token, max_new_tokens or cancellation. HF keeps a finished row in the batch
-(padding it) until every row is done, but its tokens go nowhere. Rows of one call share the sampling settings;
-min_new_tokens is per row (the end tokens are masked until a row has that many).
+sink, and ends the row at its own end token, stop string, max_new_tokens or cancellation. HF keeps a finished row
+in the batch (padding it) until every row is done, but its tokens go nowhere. Everything else is per row too
+(smvl.infer.pick): sampling settings and seed, min_new_tokens (the end tokens are masked until a row has that
+many), a grammar, logprobs.
 
 With the attention mask, a left-padded row gets the same greedy tokens as alone (fp32; tests/test_serve_batch.py
-checks rows of 0, 1 and 2 images together).
-"""
+checks rows of 0, 1 and 2 images together), and a seeded row the same sampled ones."""
 
 from __future__ import annotations
 
@@ -17,10 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from smvl.infer.decode import TextDecoder
 from smvl.infer.generate import end_token_ids, sampling
+from smvl.infer.logprobs import TokenText, entry
+from smvl.infer.pick import RowPicker, Sampling
+from smvl.infer.stops import StopScanner
 
 TEXT_KEYS = ("input_ids", "attention_mask")
 
@@ -35,7 +38,12 @@ class Row:
     sink: Callable[[str], None] = lambda piece: None
     cancelled: threading.Event = field(default_factory=threading.Event)
     token_ids: list[int] = field(default_factory=list)
-    finish_reason: str | None = None  # once done: "stop" (an end token), "length" or "cancelled"
+    finish_reason: str | None = None  # once done: "stop" (an end token or stop string), "length" or "cancelled"
+    sampling: Sampling = field(default_factory=Sampling)
+    stop: tuple[str, ...] = ()
+    constraint: object | None = None  # smvl.infer.grammar.Constraint
+    top_logprobs: int | None = None  # None: no logprobs; else how many alternatives per token
+    logprobs: list[dict] = field(default_factory=list)  # OpenAI's logprobs.content entries, one per text token
 
     @property
     def prompt_tokens(self) -> int:
@@ -74,15 +82,25 @@ def merge_inputs(rows: list[Row], pad_id: int) -> dict:
 class _Steps(StoppingCriteria):
     """Called by generate after each step: routes each row's new token and says which rows are done."""
 
-    def __init__(self, rows: list[Row], tokenizer, end_ids: set[int]):
-        self.rows, self.end_ids = rows, end_ids
+    def __init__(self, rows: list[Row], tokenizer, end_ids: set[int], picker: RowPicker):
+        self.rows, self.end_ids, self.picker = rows, end_ids, picker
         self.decoders = [TextDecoder(tokenizer) for _ in rows]
+        self.stops = [StopScanner(row.stop) for row in rows]
+        self.text = TokenText(tokenizer) if any(r.top_logprobs is not None for r in rows) else None
+
+    def _send(self, i: int, piece: str) -> bool:
+        """Sends what of `piece` comes before a stop string; True when one was reached."""
+        said, stopped = self.stops[i].feed(piece)
+        if said:
+            self.rows[i].sink(said)
+        return stopped
 
     def finish(self, i: int, reason: str) -> None:
         row = self.rows[i]
         row.finish_reason = reason
-        if piece := self.decoders[i].flush():
-            row.sink(piece)
+        stopped = self._send(i, self.decoders[i].flush())
+        if not stopped and (held := self.stops[i].flush()):
+            row.sink(held)
 
     def __call__(self, input_ids, scores, **kwargs):
         for i, (row, token) in enumerate(zip(self.rows, input_ids[:, -1].tolist())):
@@ -92,45 +110,28 @@ class _Steps(StoppingCriteria):
                 self.finish(i, "cancelled")
                 continue
             row.token_ids.append(token)
-            if piece := self.decoders[i].feed([token]):
-                row.sink(piece)
-            if token in self.end_ids:
+            if self.picker.logprobs[i] is not None and token not in self.end_ids:
+                row.logprobs.append(entry(self.text, self.picker.logprobs[i], token, row.top_logprobs))
+            if (piece := self.decoders[i].feed([token])) and self._send(i, piece):
+                row.finish_reason = "stop"
+            elif token in self.end_ids:
                 self.finish(i, "stop")
             elif len(row.token_ids) >= row.max_new_tokens:
                 self.finish(i, "length")
         return torch.tensor([row.done for row in self.rows], device=input_ids.device)
 
 
-class _HoldEnd(LogitsProcessor):
-    """No end token for a row until it has min_new_tokens (rows start together, so the step count is shared)."""
-
-    def __init__(self, rows: list[Row], end_ids: set[int], prompt_width: int, device):
-        self.least = torch.tensor([r.min_new_tokens for r in rows], device=device)  # (rows,)
-        self.ends = sorted(end_ids)
-        self.prompt_width = prompt_width
-
-    def __call__(self, input_ids, scores):
-        hold = self.least > input_ids.shape[1] - self.prompt_width  # (rows,)
-        if hold.any():
-            scores[:, self.ends] = scores[:, self.ends].masked_fill(hold[:, None], float("-inf"))
-        return scores
-
-
 @torch.no_grad()
-def generate_rows(model, processor, rows: list[Row], temperature: float = 0.0, top_p: float = 1.0,
-                  top_k: int = 0) -> None:
+def generate_rows(model, processor, rows: list[Row]) -> None:
     """Generates every row to its end (pieces to its sink as they come); an exception leaves rows unfinished."""
     tokenizer = processor.tokenizer
     end_ids = end_token_ids(model, processor)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(end_ids)
     inputs = {k: v.to(model.device) for k, v in merge_inputs(rows, pad_id).items()}
-    steps = _Steps(rows, tokenizer, end_ids)
-    extra = {}
-    if any(r.min_new_tokens for r in rows):
-        width = inputs["input_ids"].shape[1]
-        extra["logits_processor"] = LogitsProcessorList([_HoldEnd(rows, end_ids, width, model.device)])
-    options = sampling(temperature, top_p, top_k, max_new_tokens=max(r.max_new_tokens for r in rows))
-    model.generate(**inputs, **options, **extra, pad_token_id=pad_id,
+    picker = RowPicker(rows, end_ids, inputs["input_ids"].shape[1], model.device)
+    steps = _Steps(rows, tokenizer, end_ids, picker)
+    options = sampling(max_new_tokens=max(r.max_new_tokens for r in rows))  # greedy: the picker chooses
+    model.generate(**inputs, **options, pad_token_id=pad_id, logits_processor=LogitsProcessorList([picker]),
                    stopping_criteria=StoppingCriteriaList([steps]))
     for i, row in enumerate(rows):  # generate may stop a row on its own (an end token the config names)
         if not row.done:

@@ -25,9 +25,9 @@ from smvl.serve.example import example
 from smvl.serve.guard import check_host, check_json, check_key
 from smvl.serve.page import load_page
 from smvl.serve.requests import parse_chat_request
-from smvl.serve.responses import chunk, completion, event, finish_reason, new_id, usage
+from smvl.serve.deltas import Deltas
+from smvl.serve.responses import chunk, completion, event, finish_reason, logprobs_of, new_id, usage
 from smvl.serve.settings import Settings
-from smvl.serve.thinking import ThinkingSplitter, split
 from smvl.serve.worker import Worker
 
 
@@ -119,8 +119,7 @@ def build_app(model, processor, settings: Settings) -> FastAPI:
                     generation, text = await worker.complete(req, cancel)
                 finally:
                     watch.cancel()
-                reasoning, text = split(text) if req.thinking else (None, text)
-                return completion(rid, created, name, text, generation, reasoning)
+                return completion(rid, created, name, text, generation, req)
             generation, pieces = await worker.start_stream(req)
             handed_over = True  # the worker releases the slot when generation ends
         finally:
@@ -128,19 +127,32 @@ def build_app(model, processor, settings: Settings) -> FastAPI:
                 worker.release()
 
         async def events():
-            splitter = ThinkingSplitter() if req.thinking else None
+            deltas, sent = Deltas(req), 0  # sent: logprobs entries already sent
+
+            def logprobs(upto: int | None) -> dict | None:
+                """The entries not sent yet, up to `upto` (None: all); None when there are none."""
+                nonlocal sent
+                upto = len(generation.logprobs) if upto is None else upto
+                if upto <= sent:
+                    return None
+                out, sent = logprobs_of(generation, req, sent, upto), upto
+                return out
+
             try:
                 yield chunk(rid, created, name, {"role": "assistant", "content": ""})
-                while (piece := await pieces.get()) is not None:
-                    if isinstance(piece, APIError):
-                        yield event(piece.body())
+                while (item := await pieces.get()) is not None:
+                    if isinstance(item, APIError):
+                        yield event(item.body())
                         break
-                    for field, text in splitter.feed(piece) if splitter else [("content", piece)]:
-                        yield chunk(rid, created, name, {field: text})
+                    piece, upto = item
+                    for delta in deltas.feed(piece):  # a piece's logprobs go with its first chunk
+                        yield chunk(rid, created, name, delta, logprobs=logprobs(upto))
                 else:
-                    for field, text in splitter.flush() if splitter else []:
-                        yield chunk(rid, created, name, {field: text})
-                    yield chunk(rid, created, name, {}, finish_reason(generation))
+                    for delta in deltas.flush():
+                        yield chunk(rid, created, name, delta, logprobs=logprobs(None))
+                    # entries whose text was held back and never sent (a stop string's) go with the last chunk
+                    yield chunk(rid, created, name, {}, finish_reason(generation, bool(deltas.called)),
+                                logprobs=logprobs(None))
                     if req.include_usage:
                         yield chunk(rid, created, name, None, usage_=usage(generation))
                 yield event("[DONE]")

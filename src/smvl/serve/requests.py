@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from smvl.infer.grammar import Spec
+from smvl.infer.pick import Sampling
 from smvl.serve.errors import APIError
+from smvl.serve.fields import check_fields
 from smvl.serve.images import fetch_image
-from smvl.serve.videos import fetch_video
 from smvl.serve.settings import Settings
+from smvl.serve.tools import (grammar_spec, parse_response_format, parse_tool_choice, parse_tools,
+                              template_tool_calls)
+from smvl.serve.videos import fetch_video
 
-ROLES = ("system", "user", "assistant", "tool")
+ROLES = ("system", "developer", "user", "assistant", "tool")  # developer: OpenAI's newer name for system
+MAX_STOPS = 4  # OpenAI's limit
+MAX_TOP_LOGPROBS = 20
 # Message fields besides content that chat templates render (tool calls, earlier thinking, tool names and ids).
 EXTRA_FIELDS = ("tool_calls", "reasoning_content", "name", "tool_call_id")
 MAX_DEPTH = 32  # of a message field: deeper trees cost the template's recursion, and no real tool call needs it
@@ -29,9 +36,24 @@ class ChatRequest:
     thinking: bool = False
     min_tokens: int = 0  # vLLM's: no end token before this many
     ignore_eos: bool = False  # vLLM's: generate max_tokens whatever the model says
+    tools: list[dict] | None = None
+    tool_choice: object = "none"  # "none" | "auto" | "required" | {"type": "function", "function": {"name"}}
+    parallel_tool_calls: bool = True
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    top_logprobs: int | None = None  # None: no logprobs
+    grammar: Spec | None = None  # constrained decoding: a forced tool call or a JSON answer
 
     def sampling(self) -> dict:
         return {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k}
+
+    def row_sampling(self) -> Sampling:
+        return Sampling(self.temperature, self.top_p, self.top_k, self.seed)
+
+    @property
+    def parse_calls(self) -> bool:
+        """Whether tool-call blocks in the answer become `tool_calls` (not for tool_choice "none", as vLLM)."""
+        return bool(self.tools) and self.tool_choice != "none"
 
     @property
     def least_tokens(self) -> int:
@@ -90,7 +112,7 @@ def rendered_size(value) -> int:
     return total
 
 
-def _messages(raw, settings: Settings, sampling=None) -> tuple[list[dict], list, list]:
+def _messages(raw, settings: Settings, sampling=None, chars: int = 0) -> tuple[list[dict], list, list]:
     if not isinstance(raw, list) or not raw:
         raise APIError(400, "`messages` must be a non-empty list", "messages")
     # Counted before any image is decoded, so an over-long request costs nothing.
@@ -99,7 +121,7 @@ def _messages(raw, settings: Settings, sampling=None) -> tuple[list[dict], list,
     if n_images > settings.max_images:
         raise APIError(400, f"{n_images} images; at most {settings.max_images} per request", "messages",
                        "too_many_images")
-    images, videos, messages, chars = [], [], [], 0
+    images, videos, messages = [], [], []
     for m in raw:
         if not isinstance(m, dict) or m.get("role") not in ROLES:
             raise APIError(400, f"each message needs a role of {', '.join(ROLES)}", "messages")
@@ -117,7 +139,12 @@ def _messages(raw, settings: Settings, sampling=None) -> tuple[list[dict], list,
         if chars > settings.max_prompt_chars:
             raise APIError(400, f"the prompt cannot fit {settings.max_prompt_tokens} tokens", "messages",
                            "context_length_exceeded")
-        messages.append({"role": m["role"], **kept, "content": content})
+        if "tool_calls" in kept:
+            if m["role"] != "assistant":
+                raise APIError(400, "only assistant messages carry `tool_calls`", "messages")
+            kept["tool_calls"] = template_tool_calls(kept["tool_calls"])
+        role = "system" if m["role"] == "developer" else m["role"]
+        messages.append({"role": role, **kept, "content": content})
     return messages, images, videos
 
 
@@ -132,11 +159,38 @@ def _number(body: dict, name: str, default, low: float, high: float, integer: bo
     return value
 
 
+def _stop(raw) -> tuple[str, ...]:
+    stops = [raw] if isinstance(raw, str) else raw if raw is not None else []
+    if not isinstance(stops, list) or len(stops) > MAX_STOPS or not all(isinstance(s, str) and s for s in stops):
+        raise APIError(400, f"`stop` must be a non-empty string or a list of at most {MAX_STOPS}", "stop")
+    return tuple(stops)
+
+
+def _flag(body: dict, name: str, default: bool) -> bool:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise APIError(400, f"`{name}` must be true or false", name)
+    return value
+
+
+def _top_logprobs(body: dict) -> int | None:
+    """How many alternatives each token's entry lists; None when logprobs were not asked for."""
+    top = _number(body, "top_logprobs", 0, 0, MAX_TOP_LOGPROBS, integer=True)
+    if not _flag(body, "logprobs", False):
+        if body.get("top_logprobs") is not None:
+            raise APIError(400, "`top_logprobs` needs `logprobs: true`", "top_logprobs")
+        return None
+    return top
+
+
 def parse_chat_request(body, settings: Settings, model_name: str, sampling=None) -> ChatRequest:
     """A validated ChatRequest with its images and videos decoded (frames as `sampling`, the model's video
     processor, says); APIError (4xx) otherwise."""
     if not isinstance(body, dict):
         raise APIError(400, "the request body must be a JSON object")
+    check_fields(body)
     if body.get("model") not in (None, "", model_name):
         raise APIError(404, f"the model {body.get('model')!r} does not exist; this server serves {model_name!r}",
                        "model", "model_not_found")
@@ -159,9 +213,23 @@ def parse_chat_request(body, settings: Settings, model_name: str, sampling=None)
     kwargs = body.get("chat_template_kwargs") or {}
     if not isinstance(stream_options, dict) or not isinstance(kwargs, dict):
         raise APIError(400, "`stream_options` and `chat_template_kwargs` must be objects")
+    if set(stream_options) - {"include_usage"} or set(kwargs) - {"enable_thinking"}:
+        name = "stream_options" if set(stream_options) - {"include_usage"} else "chat_template_kwargs"
+        raise APIError(400, "only `stream_options.include_usage` and `chat_template_kwargs.enable_thinking` are "
+                            "supported", name, "unsupported_parameter")
     thinking = body.get("enable_thinking", kwargs.get("enable_thinking", False))
-    messages, images, videos = _messages(body.get("messages"), settings, sampling)
+    tools = parse_tools(body.get("tools"))
+    tool_choice = parse_tool_choice(body.get("tool_choice"), tools)
+    parallel = _flag(body, "parallel_tool_calls", True)
+    seed = _number(body, "seed", None, -2**63, 2**64 - 1, integer=True)
+    grammar = grammar_spec(tools, tool_choice, parallel, parse_response_format(body.get("response_format")),
+                           bool(thinking))
+    stop, top_logprobs = _stop(body.get("stop")), _top_logprobs(body)
+    chars = rendered_size(tools) if tools else 0  # the template writes them into the prompt
+    messages, images, videos = _messages(body.get("messages"), settings, sampling, chars)
     return ChatRequest(messages, images, videos, stream=bool(body.get("stream", False)),
                        include_usage=bool(stream_options.get("include_usage", False)), max_tokens=max_tokens,
                        temperature=float(temperature), top_p=float(top_p), top_k=top_k, thinking=bool(thinking),
-                       min_tokens=min_tokens, ignore_eos=ignore_eos)
+                       min_tokens=min_tokens, ignore_eos=ignore_eos, tools=tools, tool_choice=tool_choice,
+                       parallel_tool_calls=parallel, stop=stop, seed=seed,
+                       top_logprobs=top_logprobs, grammar=grammar)

@@ -9,6 +9,7 @@ parsed, or until none has arrived for `batch_wait_ms` (bounded by BATCH_WAIT_CAP
 answered together are generated together again instead of one, then the rest.
 
 Greedy rows all share one setting; sampled rows share a batch only with the same temperature, top_p and top_k.
+Seeds, stop strings, grammars and logprobs are per row (smvl.infer.rows), so they never split a batch.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from jinja2 import TemplateError
 
 from smvl.errors import UserError
-from smvl.infer.generate import inputs_for
+from smvl.infer.generate import end_token_ids, inputs_for
 from smvl.infer.rows import Row, generate_rows
 from smvl.serve.errors import APIError
 from smvl.serve.requests import ChatRequest
@@ -35,8 +36,9 @@ BATCH_WAIT_CAP = 10  # x batch_wait_ms: the longest a batch waits for requests s
 @dataclass(eq=False)
 class _Job:
     row: Row
-    options: dict  # sampling settings, shared by a batch
-    # To the request's queue on the event loop: str pieces, then an APIError or nothing, then None.
+    options: dict  # sampling settings: a batch takes only rows with the same ones
+    # To the request's queue on the event loop: (str piece, logprobs entries so far) pairs, then an APIError or
+    # nothing, then None.
     send: Callable[[object], None]
     release: bool  # whether the slot is released when generation ends (streams; plain answers release their own)
 
@@ -80,11 +82,26 @@ class Worker:
         self.last_arrival = time.monotonic()
         self.state.notify_all()
 
+    def _constraint(self, req: ChatRequest):
+        """The request's grammar compiled (under the prompt lock: xgrammar reads the tokenizer), or None."""
+        if req.grammar is None:
+            return None
+        from smvl.infer.grammar import Constraint, GrammarError, compile_spec
+
+        vocab = self.model.get_output_embeddings().weight.shape[0]
+        try:
+            with self.prompt_lock:
+                compiled = compile_spec(self.processor.tokenizer, vocab, req.grammar)
+        except GrammarError as exc:
+            param = "tools" if req.grammar.kind == "tools" else "response_format"
+            raise APIError(400, f"cannot constrain decoding to this schema: {exc}", param) from exc
+        return Constraint(compiled, end_token_ids(self.model, self.processor))
+
     def _inputs(self, req: ChatRequest):
         try:
             with self.prompt_lock:
                 inputs = inputs_for(self.model, self.processor, [req.messages], [req.images], req.thinking,
-                                    [req.videos] if req.videos else None)
+                                    [req.videos] if req.videos else None, [req.tools])
         except TemplateError as exc:
             # A template's own raise_exception() speaks to the client; jinja's subclasses name internals.
             said = f": {exc}" if type(exc) is TemplateError else ""
@@ -112,11 +129,15 @@ class Worker:
 
         try:
             inputs = await asyncio.to_thread(self._inputs, req)
+            constraint = await asyncio.to_thread(self._constraint, req)
         except BaseException:
             with self.state:
                 self._arrived()
             raise
-        row = Row(inputs, req.max_tokens, req.least_tokens, send, cancel)
+        row = Row(inputs, req.max_tokens, req.least_tokens, cancelled=cancel, sampling=req.row_sampling(),
+                  stop=req.stop, constraint=constraint, top_logprobs=req.top_logprobs)
+        # Each piece goes with how many logprobs entries its tokens complete, so a stream sends them together.
+        row.sink = lambda piece: send((piece, len(row.logprobs)))
         with self.state:
             self.pending.append(_Job(row, req.sampling(), send, release))
             self.active.add(row)
@@ -168,7 +189,7 @@ class Worker:
         """Each job with its error (None: answered). When a batch fails, its rows that have sent nothing yet are
         tried again one by one, so one request that breaks generation fails alone, not its batch mates."""
         try:
-            generate_rows(self.model, self.processor, [j.row for j in batch], **batch[0].options)
+            generate_rows(self.model, self.processor, [j.row for j in batch])
             return [(job, None) for job in batch]
         except Exception as exc:  # sent to the client as an error
             error = APIError(500, f"generation failed: {type(exc).__name__}", code="generation_failed")
@@ -184,13 +205,14 @@ class Worker:
         while (piece := await pieces.get()) is not None:
             if isinstance(piece, APIError):
                 raise piece
-            text.append(piece)
+            text.append(piece[0])
         return row, "".join(text).strip()
 
     async def start_stream(self, req: ChatRequest) -> tuple[Row, asyncio.Queue]:
         """Prepares (prompt limits raise here, before any event is sent), then streams pieces into a queue.
 
-        The queue gets str pieces, then an APIError if generation failed, then None. The slot is released
+        The queue gets (str piece, logprobs entries so far) pairs, then an APIError if generation failed, then None.
+        The slot is released
         when generation ends, whether or not the client is still reading.
         """
         return await self._submit(req, threading.Event(), release=True)
