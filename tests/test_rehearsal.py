@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -161,7 +162,9 @@ def torchrun(config: Path, log: Path) -> subprocess.CompletedProcess:
 
 
 def test_full_and_staged_configs_train_then_eval_every_subset(rehearsal, tmp_path):
-    out = rehearsal.root / "full-run"
+    # Runs go under the test's own folder (a passed test's is removed at once: real-width checkpoints are GBs), and
+    # each once checked, so that no more than one run's checkpoints are on disk at a time.
+    out = tmp_path / "full-run"
     run = torchrun(rehearsed_config("full", rehearsal, out), rehearsal.root / "full.log")
     assert (out / "final" / "model.safetensors").is_file() and (out / "eval_results.json").is_file()
     # Rank 0 speaks for the run; the frozen LLM's stage leaves text-only samples out and says so once.
@@ -174,8 +177,9 @@ def test_full_and_staged_configs_train_then_eval_every_subset(rehearsal, tmp_pat
     assert "too long for max_length" in run.stdout
     state = json.loads(max((out / "stage-1-connector").glob("checkpoint-*/trainer_state.json")).read_text())
     assert any("eval_text_loss" in h for h in state["log_history"]) and any("eval_loss" in h for h in state["log_history"])
+    shutil.rmtree(out)
 
-    staged = rehearsal.root / "staged-run"
+    staged = tmp_path / "staged-run"
     run = torchrun(rehearsed_config("staged", rehearsal, staged), rehearsal.root / "staged.log")
     provenance = json.loads((staged / "final" / "smvl.json").read_text())
     assert [s["recipe"] for s in provenance["stages"]] == ["connector", "vision+connector", "full"]
@@ -183,10 +187,10 @@ def test_full_and_staged_configs_train_then_eval_every_subset(rehearsal, tmp_pat
 
     evaluation = subprocess.run([sys.executable, "-m", "smvl", "eval", str(staged / "final"), "--data",
                                  str(rehearsal.data), "--split", "test", "--holdout", "1", "--images", "all",
-                                 "--no-retention", "--batch-size", "4", "--out", str(rehearsal.root / "eval")],
+                                 "--no-retention", "--batch-size", "4", "--out", str(tmp_path / "eval")],
                                 capture_output=True, text=True, timeout=900)
     assert evaluation.returncode == 0, evaluation.stderr[-4000:]
-    results = json.loads((rehearsal.root / "eval" / "results.json").read_text())
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
     (model,) = results["models"]
     assert set(model["per_subset"]) == set(SIZES), model["per_subset"].keys()
     assert model["n"] == len(SIZES) and model["scored"]["with_images"] == len(SIZES)
@@ -195,7 +199,7 @@ def test_full_and_staged_configs_train_then_eval_every_subset(rehearsal, tmp_pat
 def test_zh_config_trains_the_connector_on_captions_then_everything_on_vqa_and_the_cauldron(rehearsal, tmp_path):
     """zh.yaml at real widths, one step a stage, in one process (the two-process path is the runs above): stage 1
     reads the caption folder, stage 2 the translated VQA mixed with the_cauldron."""
-    out = rehearsal.root / "zh-run"
+    out = tmp_path / "zh-run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     run = subprocess.run([sys.executable, "-m", "smvl", "train", str(rehearsed_config("zh", rehearsal, out))],
                          env=env, capture_output=True, text=True, timeout=1500)

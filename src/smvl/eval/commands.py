@@ -48,7 +48,7 @@ def cmd_eval(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     models = [score_model(m, samples, out, options, args.data, args.seed, args.metric, args.batch_size,
-                          not args.no_retention, args.force) for m in folders]
+                          not args.no_retention, args.force, args.thinking) for m in folders]
     (out / "results.json").write_text(json.dumps({"data": args.data, "split": args.split, "models": models},
                                                  indent=2, ensure_ascii=False))
     report = write_report(models, out, Path(args.run) if args.run else None)
@@ -75,5 +75,7 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=42, help="must match training's seed for the synthetic test split")
     p.add_argument("--no-retention", action="store_true", help="skip the text-retention comparison")
+    p.add_argument("--thinking", action="store_true",
+                   help="ask the questions again in thinking mode and score the answer after the trace")
     p.add_argument("--force", action="store_true", help="generate every answer again, ignoring saved predictions")
     p.set_defaults(func=cmd_eval)

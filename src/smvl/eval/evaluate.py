@@ -119,13 +119,19 @@ def mean_score(rows: list[dict], condition: str) -> tuple[float | None, int]:
 
 def score_model(model_dir: Path, samples: list[Sample], out: Path, options: CollateOptions, data: str, seed: int,
                 metric: str | None = None, batch_size: int = 16, retention_check: bool = True,
-                force: bool = False) -> dict:
-    """Samples must already be under the image policy of `options` (`image_use.under_policy`)."""
+                force: bool = False, thinking: bool = False) -> dict:
+    """Samples must already be under the image policy of `options` (`image_use.under_policy`). Those that offer
+    tools are scored for tool calling (`tool_use.py`), the others for their answers; with `thinking`, those are
+    asked again in thinking mode."""
+    from smvl.eval.tool_use import score_thinking, score_tool_use
+
     model, processor = load(model_dir)
     name = model_dir.resolve().name if model_dir.name != "final" else model_dir.resolve().parent.name
     cache = PredictionCache(out / f"predictions-{name}.jsonl", force=force)
-    answers, partners = predict(model, processor, samples, cache, [model_identity(model_dir), data, seed],
-                                batch_size, seed)
+    identity = [model_identity(model_dir), data, seed]
+    tooled = [s for s in samples if s.tools]
+    everything, samples = samples, [s for s in samples if not s.tools]
+    answers, partners = predict(model, processor, samples, cache, identity, batch_size, seed)
     rows = []
     for i, s in enumerate(samples):
         prompt, ref, _ = first_question(s)
@@ -153,8 +159,12 @@ def score_model(model_dir: Path, samples: list[Sample], out: Path, options: Coll
         **{f"accuracy_{c}": m for c, (m, _) in overall.items()}, "scored": {c: k for c, (_, k) in overall.items()},
         "majority_baseline": majority_baseline(kinds, [r["reference"] for r in rows], normalize_answer),
         "accuracy_by_question_type": by_kind,
-        "eval_loss": eval_loss(model, processor, samples, options), "per_subset": per_subset, "predictions": rows,
+        "eval_loss": eval_loss(model, processor, everything, options), "per_subset": per_subset, "predictions": rows,
     }
+    if tooled:
+        result["tool_use"] = score_tool_use(model, processor, tooled, cache, identity, batch_size)
+    if thinking and samples:
+        result["thinking"] = score_thinking(model, processor, samples, cache, identity, batch_size)
     if retention_check:
         from smvl.eval.retention import load_source_llm, retention
 

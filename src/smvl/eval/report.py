@@ -64,6 +64,42 @@ def plot_loss(train: list, evals: list, path: Path) -> None:
     plt.close(fig)
 
 
+TOOL_ROWS = [("tool calls exact (right tool, arguments equal)", "call_accuracy"), ("right tool", "right_tool"),
+             ("no-tool questions answered directly", "answered_directly"),
+             ("no-tool questions answered right", "direct_accuracy"), ("tool-call blocks that are valid JSON",
+                                                                      "valid_json")]
+
+
+def tool_use_lines(models: list[dict]) -> list[str]:
+    """The tool-calling and thinking-mode tables (with images / blank images), where some model has them."""
+    lines = []
+    both = ("with_images", "blank_images")
+    if any("tool_use" in m for m in models):
+        lines += ["", "## Tool calling (with images / blank images)", "",
+                  "| | " + " | ".join(f"{m['name']} ({m.get('tool_use', {}).get('n', 0)} questions)" for m in models)
+                  + " |", "| --- |" + " --- |" * len(models)]
+        for label, key in TOOL_ROWS:
+            lines.append(f"| {label} | " + " | ".join(
+                " / ".join(percent(m["tool_use"][c][key]) for c in both) if "tool_use" in m else "-"
+                for m in models) + " |")
+    if any("thinking" in m for m in models):
+        lines += ["", "## Thinking mode (with images / blank images)", "",
+                  "| | " + " | ".join(m["name"] for m in models) + " |", "| --- |" + " --- |" * len(models)]
+        rows = [("accuracy, no thinking", lambda m, c: percent(m[f"accuracy_{c}"])),
+                ("accuracy, thinking (answer after the trace)", lambda m, c: percent(m["thinking"][c]["accuracy"])),
+                ("traces closed", lambda m, c: percent(m["thinking"][c]["closed_trace"])),
+                ("mean trace tokens", lambda m, c: f"{m['thinking'][c]['mean_trace_tokens']:.0f}")]
+        for label, cell in rows:
+            lines.append(f"| {label} | " + " | ".join(" / ".join(cell(m, c) for c in both) if "thinking" in m
+                                                        else "-" for m in models) + " |")
+    for m in models:
+        extra = m.get("retention", {}).get("tools_and_thinking")
+        if extra:
+            lines.append(f"\nText-only tool calls and thinking against the source LLM ({m['name']}): identical "
+                         f"greedy answers {extra['identical_greedy']:.0%} of {extra['prompts']} prompts.")
+    return lines
+
+
 def write_report(models: list[dict], out: Path, run: Path | None = None) -> Path:
     lines = ["# smvl evaluation", "", "| | " + " | ".join(m["name"] for m in models) + " |",
              "| --- |" + " --- |" * len(models)]
@@ -96,6 +132,7 @@ def write_report(models: list[dict], out: Path, run: Path | None = None) -> Path
                  if s in m["per_subset"] else "-" for m in models]
         metric = next(m["per_subset"][s]["metric"] for m in models if s in m["per_subset"])
         lines.append(f"| {s} | {metric} | " + " | ".join(cells) + " |")
+    lines += tool_use_lines(models)
     plot_accuracy(models, out / "accuracy.png")
     lines += ["", "![accuracy per subset](accuracy.png)"]
     if run is not None:

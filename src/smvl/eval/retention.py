@@ -2,7 +2,8 @@
 
 Reports the share of prompts whose greedy answers are identical and the mean KL(source || spliced) of the
 next-token distributions along the source's greedy answer (teacher-forced). Connector-only training must give
-100% identical and KL 0; other recipes show their drift here.
+100% identical and KL 0; other recipes show their drift here. The abilities the LLM was chosen for are compared
+the same way: prompts that offer tools (Qwen3 answers with a `<tool_call>`) and prompts in thinking mode.
 """
 
 from __future__ import annotations
@@ -28,6 +29,40 @@ PROMPTS = [
 ]
 
 
+def _tool(name: str, description: str, **properties: str) -> dict:
+    return {"type": "function", "function": {"name": name, "description": description, "parameters": {
+        "type": "object", "properties": {k: {"type": "string", "description": v} for k, v in properties.items()},
+        "required": list(properties)}}}
+
+
+WEATHER = _tool("get_weather", "查询一个城市的天气", city="城市名")
+TRANSLATE = _tool("translate", "把一句话翻译成英文", text="要翻译的话")
+# (prompt, tools, thinking): tool calls and thinking, with and without a tool to call
+TOOLS_AND_THINKING = [
+    ("北京今天天气怎么样？", [WEATHER], False),
+    ("请把“我喜欢读书”翻译成英文。", [WEATHER, TRANSLATE], False),
+    ("你好，请用一句话介绍你自己。", [WEATHER], False),
+    ("上海明天会下雨吗？", [WEATHER, TRANSLATE], True),
+    ("1加1等于几？", None, True),
+    ("列出三种常见的水果。", None, True),
+]
+
+
+@torch.no_grad()
+def tools_and_thinking(model, processor, llm, cases=TOOLS_AND_THINKING, max_new_tokens: int = 48) -> dict:
+    """Greedy answers of both models to prompts that offer tools or ask in thinking mode."""
+    same, samples = 0, []
+    for prompt, tools, thinking in cases:
+        args = ([[{"role": "user", "content": prompt}]], [[]])
+        options = {"thinking": thinking, "tools": [tools], "max_new_tokens": max_new_tokens}
+        ours, theirs = generate_batch(model, processor, *args, **options)[0], generate_batch(llm, processor, *args,
+                                                                                             **options)[0]
+        same += ours == theirs
+        samples.append({"prompt": prompt, "tools": [t["function"]["name"] for t in tools or []],
+                        "thinking": thinking, "model": ours, "source": theirs})
+    return {"prompts": len(cases), "identical_greedy": same / len(cases), "samples": samples}
+
+
 @torch.no_grad()
 def retention(model, processor, llm, prompts: list[str] = PROMPTS, max_new_tokens: int = 24) -> dict:
     conversations = [[{"role": "user", "content": p}] for p in prompts]
@@ -51,6 +86,7 @@ def retention(model, processor, llm, prompts: list[str] = PROMPTS, max_new_token
         "identical_greedy": sum(a == b for a, b in zip(ours, theirs)) / len(prompts),
         "mean_kl": sum(kls) / len(kls),
         "samples": [{"prompt": p, "model": a, "source": b} for p, a, b in zip(prompts, ours, theirs)],
+        "tools_and_thinking": tools_and_thinking(model, processor, llm),
     }
 
 
