@@ -47,7 +47,7 @@ def parse_block(body: str) -> ToolCall | None:
     return ToolCall(value["name"], json.dumps(value["arguments"], ensure_ascii=False))
 
 
-def _partial(text: str, tag: str) -> int:
+def partial_tag(text: str, tag: str) -> int:
     """The length of the longest end of `text` that begins `tag` (a tag that may still be arriving)."""
     for n in range(min(len(text), len(tag) - 1), 0, -1):
         if tag.startswith(text[-n:]):
@@ -80,7 +80,7 @@ class ToolCallStreamer:
             if not self.inside:
                 at = self.buffer.find(OPEN)
                 if at < 0:
-                    keep = len(self.buffer) - _partial(self.buffer, OPEN)
+                    keep = len(self.buffer) - partial_tag(self.buffer, OPEN)
                     keep = len(self.buffer[:keep].rstrip())  # may precede a call
                     self._content(out, self.buffer[:keep])
                     self.buffer = self.buffer[keep:]

@@ -6,15 +6,9 @@ tag is held until the next one decides. The whitespace around the thinking is dr
 
 from __future__ import annotations
 
+from smvl.infer.tool_calls import partial_tag
+
 OPEN, CLOSE = "<think>", "</think>"
-
-
-def _partial_tag(text: str, tag: str) -> int:
-    """The length of the longest end of `text` that begins `tag`."""
-    for n in range(min(len(text), len(tag) - 1), 0, -1):
-        if tag.startswith(text[-n:]):
-            return n
-    return 0
 
 
 class ThinkingSplitter:
@@ -44,7 +38,7 @@ class ThinkingSplitter:
             elif self.state == "thinking":
                 end = self.buffer.find(CLOSE)
                 if end < 0:
-                    keep = len(self.buffer) - _partial_tag(self.buffer, CLOSE)
+                    keep = len(self.buffer) - partial_tag(self.buffer, CLOSE)
                     keep = len(self.buffer[:keep].rstrip())  # whitespace before </think> is not thinking
                     self._emit(out, "reasoning_content", self.buffer[:keep])
                     self.buffer = self.buffer[keep:]
