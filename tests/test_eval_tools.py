@@ -11,7 +11,8 @@ from smvl.cli import main
 from smvl.data.sources import open_source
 from smvl.eval import tool_use
 from smvl.eval.cache import PredictionCache
-from smvl.eval.tool_use import first_turn, score_tool_answer
+from smvl.eval.image_use import first_turn
+from smvl.eval.tool_use import score_tool_answer
 
 CALL = {"role": "assistant", "content": "", "tool_calls": [
     {"type": "function", "function": {"name": "count_colour", "arguments": {"colour": "红色"}}}]}

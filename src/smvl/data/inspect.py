@@ -10,7 +10,7 @@ from smvl.data.batches.collate import IGNORE, CollateOptions, Encoded, Encoder, 
 from smvl.data.batches.heap import keep_freed_memory
 from smvl.data.batches.timing import StageTimer
 from smvl.data.samples.lazy import decode
-from smvl.data.samples.sample import BadSample
+from smvl.data.samples.sample import BadSample, tool_calls
 from smvl.data.samples.skips import SkipLog
 from smvl.data.sources import open_source
 
@@ -50,8 +50,7 @@ def render(enc: Encoded, processor) -> str:
 
 def tool_use(sample) -> Counter[str]:
     m = sample.messages
-    return Counter({"tools": bool(sample.tools), "calls": sum(len(x.get("tool_calls") or []) for x in m),
-                    "results": sum(x["role"] == "tool" for x in m),
+    return Counter({"tools": bool(sample.tools), "calls": tool_calls(m), "results": sum(x["role"] == "tool" for x in m),
                     "traces": sum(bool(x.get("reasoning_content")) for x in m)})
 
 

@@ -18,12 +18,16 @@ from smvl.data.samples.skips import SkipLog
 from smvl.data.sources.synthetic import question_types
 
 
+def first_turn(sample: Sample) -> tuple[list[dict], dict]:
+    """The messages before the first assistant turn, and that turn."""
+    k = next(i for i, m in enumerate(sample.messages) if m["role"] == "assistant")
+    return sample.messages[:k], sample.messages[k]
+
+
 def first_question(sample: Sample) -> tuple[list[dict], str, int]:
     """Messages up to the first answer, that answer, and how many images those messages use."""
-    k = next(i for i, m in enumerate(sample.messages) if m["role"] == "assistant")
-    prompt = sample.messages[:k]
-    used = image_parts(prompt)
-    return prompt, text_of(sample.messages[k]).strip(), used
+    prompt, answer = first_turn(sample)
+    return prompt, text_of(answer).strip(), image_parts(prompt)
 
 
 def under_policy(samples: list[Sample], options: CollateOptions, skips: SkipLog) -> list[Sample]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from smvl.data.sources.synthetic_tools import function_tool
 from smvl.infer.generate import generate_batch
 from smvl.splice.model import PROVENANCE
 from smvl.splice.sources import load_text_source
@@ -29,14 +30,8 @@ PROMPTS = [
 ]
 
 
-def _tool(name: str, description: str, **properties: str) -> dict:
-    return {"type": "function", "function": {"name": name, "description": description, "parameters": {
-        "type": "object", "properties": {k: {"type": "string", "description": v} for k, v in properties.items()},
-        "required": list(properties)}}}
-
-
-WEATHER = _tool("get_weather", "查询一个城市的天气", city="城市名")
-TRANSLATE = _tool("translate", "把一句话翻译成英文", text="要翻译的话")
+WEATHER = function_tool("get_weather", "查询一个城市的天气", city="城市名")
+TRANSLATE = function_tool("translate", "把一句话翻译成英文", text="要翻译的话")
 # (prompt, tools, thinking): tool calls and thinking, with and without a tool to call
 TOOLS_AND_THINKING = [
     ("北京今天天气怎么样？", [WEATHER], False),

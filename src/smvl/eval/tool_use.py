@@ -17,7 +17,7 @@ import json
 
 from smvl.data.samples.sample import Sample, text_of
 from smvl.eval.cache import PredictionCache, digest
-from smvl.eval.image_use import blank_like
+from smvl.eval.image_use import blank_like, first_turn
 from smvl.eval.normalize import normalize_answer
 from smvl.eval.shuffle import image_key
 from smvl.infer.generate import generate_batch, split_thinking
@@ -26,12 +26,6 @@ from smvl.infer.tool_calls import OPEN, parse_tool_calls
 TOOL_CONDITIONS = ("with_images", "blank_images")
 TOOL_TOKENS = 96  # a call with three Chinese arguments, or a short answer
 THINKING_TOKENS = 160  # a trace over a four-object scene, then the answer
-
-
-def first_turn(sample: Sample) -> tuple[list[dict], dict]:
-    """The messages before the first assistant turn, and that turn."""
-    k = next(i for i, m in enumerate(sample.messages) if m["role"] == "assistant")
-    return sample.messages[:k], sample.messages[k]
 
 
 def expected_calls(turn: dict) -> list[tuple[str, dict]]:
@@ -79,20 +73,19 @@ def _generate(model, processor, samples, cache, identity, condition, thinking, t
 def score_tool_use(model, processor, samples: list[Sample], cache: PredictionCache, identity: list,
                    batch_size: int = 16) -> dict:
     """Tool-call scores of the samples that offer tools, per condition, with every prediction."""
-    rows, result = [], {"n": len(samples), "calls_expected": sum(bool(expected_calls(first_turn(s)[1]))
-                                                                for s in samples)}
+    turns = [first_turn(s)[1] for s in samples]
+    result = {"n": len(samples), "calls_expected": sum(bool(expected_calls(t)) for t in turns)}
+    rows = [{"id": s.id, "source": s.source, "reference": expected_calls(t) or text_of(t)}
+            for s, t in zip(samples, turns)]
     for condition in TOOL_CONDITIONS:
         answers = _generate(model, processor, samples, cache, identity, condition, False, TOOL_TOKENS, batch_size)
-        scored = [score_tool_answer(a, first_turn(s)[1]) for s, a in zip(samples, answers)]
+        scored = [score_tool_answer(a, t) for a, t in zip(answers, turns)]
         result[condition] = {"call_accuracy": _mean(scored, "exact"), "right_tool": _mean(scored, "right_tool"),
                              "answered_directly": _mean(scored, "direct"),
                              "direct_accuracy": _mean(scored, "correct"), "valid_json": _mean(scored, "valid_json")}
-        for k, (s, a, row) in enumerate(zip(samples, answers, scored)):
-            if condition == TOOL_CONDITIONS[0]:
-                rows.append({"id": s.id, "source": s.source, "reference": expected_calls(first_turn(s)[1])
-                             or text_of(first_turn(s)[1])})
-            rows[k][condition] = {"answer": a, **{f: row.get(f) for f in ("exact", "right_tool", "direct",
-                                                                          "correct", "valid_json")}}
+        for row, a, score in zip(rows, answers, scored):
+            row[condition] = {"answer": a, **{f: score.get(f) for f in ("exact", "right_tool", "direct", "correct",
+                                                                        "valid_json")}}
     result["predictions"] = rows
     return result
 

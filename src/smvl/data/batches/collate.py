@@ -35,7 +35,7 @@ from smvl.data.batches.tiles import FastTiler, supported
 from smvl.data.batches.timing import StageTimer
 from smvl.data.batches.truncate import Layout, fit
 from smvl.data.batches.turns import TurnMarks
-from smvl.data.samples.sample import BadSample, Sample, image_parts, media_order, texts_of, thinks, video_parts
+from smvl.data.samples.sample import BadSample, Sample, image_parts, media_order, texts_of, thinks, tool_calls, video_parts
 from smvl.data.samples.video import VideoSampling
 from smvl.errors import UserError
 
@@ -284,7 +284,7 @@ class Encoder:
         o = self.options
         given = len(sample.images)
         sample = apply_image_policy(sample, o.images, o.max_images)
-        if thinks(sample) and o.drop_thinking and random.Random(f"{o.seed}:{sample.id}").random() < o.drop_thinking:
+        if thinks(sample.messages) and o.drop_thinking and random.Random(f"{o.seed}:{sample.id}").random() < o.drop_thinking:
             sample = without_thinking(sample)
         answers = cut_points(sample.messages)
         if not answers:
@@ -311,8 +311,8 @@ class Encoder:
                 enc = self._finish(sample.id, layout, pixels)
                 enc.images_left_out = given - len(sample.images)
                 kept = sample.messages[: answers[layout.turns - 1] + 1]
-                enc.calls_left_out = calls(sample.messages) - calls(kept)
-                enc.thinking = thinks(replace(sample, messages=kept))
+                enc.calls_left_out = tool_calls(sample.messages) - tool_calls(kept)
+                enc.thinking = thinks(kept)
                 return enc
         raise too_long
 
@@ -377,10 +377,6 @@ class Encoder:
         scale, shift = norm_of(self.processor.image_processor)
         tiles.append(((out["pixel_values"][0] + shift) / scale).round().clamp(0, 255).to(torch.uint8))
         return list(zip(out["rows"][0], out["cols"][0]))
-
-
-def calls(messages: list[dict]) -> int:
-    return sum(len(m.get("tool_calls") or []) for m in messages)
 
 
 def collate(batch: list[Encoded], pad_id: int, options: CollateOptions) -> dict[str, torch.Tensor]:

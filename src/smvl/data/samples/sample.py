@@ -82,9 +82,14 @@ def text_of(message: dict) -> str:
     return "".join(p.get("text", "") for p in content if p.get("type") == "text")
 
 
-def thinks(sample: Sample) -> bool:
+def thinks(messages: list[dict]) -> bool:
     """Whether any assistant turn carries a thinking trace."""
-    return any(m.get("reasoning_content") for m in sample.messages)
+    return any(m.get("reasoning_content") for m in messages)
+
+
+def tool_calls(messages: list[dict]) -> int:
+    """How many tool calls the messages hold."""
+    return sum(len(m.get("tool_calls") or []) for m in messages)
 
 
 def texts_of(message: dict) -> list[str]:

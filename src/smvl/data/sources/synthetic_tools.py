@@ -41,7 +41,8 @@ from smvl.data.sources.synthetic import (
 )
 
 
-def _tool(name: str, description: str, **properties: str) -> dict:
+def function_tool(name: str, description: str, **properties: str) -> dict:
+    """An OpenAI function tool whose parameters are the given required string properties (name -> description)."""
     return {"type": "function", "function": {
         "name": name, "description": description,
         "parameters": {"type": "object", "properties": {k: {"type": "string", "description": v}
@@ -50,9 +51,9 @@ def _tool(name: str, description: str, **properties: str) -> dict:
 
 
 TOOLS = [
-    _tool("record_object", "记录图中一个物体", colour="颜色", shape="形状", position="左上、右上、左下或右下"),
-    _tool("count_colour", "数图中某种颜色的物体", colour="颜色"),
-    _tool("decline", "图中没有所问的物体时说明", message="给用户的话"),
+    function_tool("record_object", "记录图中一个物体", colour="颜色", shape="形状", position="左上、右上、左下或右下"),
+    function_tool("count_colour", "数图中某种颜色的物体", colour="颜色"),
+    function_tool("decline", "图中没有所问的物体时说明", message="给用户的话"),
 ]
 TOOL_NAMES = [t["function"]["name"] for t in TOOLS]
 SYSTEM = "你是看图助手，需要时调用工具。"
